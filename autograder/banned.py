@@ -1,0 +1,72 @@
+"""Static detection of banned APIs inside graded definitions.
+
+An exercise that asks students to write softmax is not passed by calling ``torch.softmax``. We look at
+the syntax tree of the graded function or class (and module-level aliases such as
+``sm = torch.softmax`` or ``from torch.nn.functional import softmax``) for banned names, in any form:
+``torch.softmax(x)``, ``F.softmax``, ``x.softmax(-1)``, ``getattr(torch, "softmax")``.
+This is a static check: it is stated to students as "do not call these", and it is strict on the
+names, not clever about evasion.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .student.notebook import Extraction
+
+
+def _module_aliases(tree: ast.Module, banned: set[str]) -> dict[str, str]:
+    """Module-level names that are bound to a banned API: {alias: banned name}."""
+    aliases = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if a.name in banned:
+                    aliases[a.asname or a.name] = a.name
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and node.value.attr in banned:
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    aliases[t.id] = node.value.attr
+    return aliases
+
+
+def find_banned(node: ast.AST, banned: set[str], aliases: dict[str, str]) -> list[tuple[int, str]]:
+    hits = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and sub.attr in banned:
+            hits.append((sub.lineno, sub.attr))
+        elif isinstance(sub, ast.Name) and sub.id in aliases:
+            hits.append((sub.lineno, aliases[sub.id]))
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value in banned:
+            hits.append((sub.lineno, sub.value))  # getattr(torch, "softmax")
+        elif isinstance(sub, ast.ImportFrom):
+            hits += [(sub.lineno, a.name) for a in sub.names if a.name in banned]
+    return hits
+
+
+def check_banned(extraction: Extraction, rules: dict[str, tuple[str, ...]], definitions: dict[str, str]) -> dict[str, str]:
+    """Return {exercise: message} for every exercise whose graded definition uses a banned API.
+
+    ``rules`` maps exercise -> banned names; ``definitions`` maps exercise -> the name it defines.
+    """
+    module_tree = ast.parse(extraction.source)
+    violations = {}
+    for exercise, names in rules.items():
+        banned = set(names)
+        aliases = _module_aliases(module_tree, banned)
+        stmt = extraction.where(definitions[exercise])
+        if stmt is None:
+            continue
+        try:
+            node = ast.parse(stmt.source)
+        except SyntaxError:
+            continue
+        hits = find_banned(node, banned, aliases)
+        if hits:
+            line, name = hits[0]
+            violations[exercise] = (
+                f"`{definitions[exercise]}` uses `{name}` (cell {stmt.cell}, line {stmt.line + line - 1}), which this "
+                f"exercise asks you to write yourself. Banned here: {', '.join(sorted(banned))}. "
+                "The exercise scores 0 until it is removed."
+            )
+    return violations

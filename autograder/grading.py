@@ -1,0 +1,275 @@
+"""Grade one submission: extract, check banned APIs, run the hidden suite against the sandbox, report.
+
+The hidden suite runs here, in the trusted process, with pytest; its tests hold a ``student`` fixture
+(``proxy.Student``) instead of student code. Every test carries ``@pytest.mark.points(n)`` and
+``@pytest.mark.exercise(name)``; the score is the sum of the points of the tests that pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import io
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, checksums
+from .assignments import Assignment, get_assignment
+from .banned import check_banned
+from .sandbox.protect import protect_trusted_files
+from .sandbox.supervisor import Limits, Sandbox
+from .student.notebook import Extraction, NotebookError, extract, read_notebook
+
+SCHEMA = "llmkit/result/v1"
+
+
+@dataclass
+class TestRecord:
+    id: str
+    exercise: str
+    description: str
+    points: int
+    max_points: int
+    status: str  # pass | fail | error
+    message: str
+    duration: float
+
+
+@dataclass
+class Result:
+    assignment: str
+    submission: str
+    status: str = "completed"  # completed | rejected (notebook unreadable)
+    tests: list[TestRecord] = field(default_factory=list)
+    manual: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    banned: dict[str, str] = field(default_factory=dict)
+    isolation: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)
+    extraction: dict = field(default_factory=dict)
+    submission_sha256: str = ""
+    duration_s: float = 0.0
+    environment: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> int:
+        return sum(t.points for t in self.tests)
+
+    @property
+    def max_score(self) -> int:
+        return sum(t.max_points for t in self.tests)
+
+    def exercise_scores(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        for t in self.tests:
+            got, top = out.get(t.exercise, (0, 0))
+            out[t.exercise] = (got + t.points, top + t.max_points)
+        return out
+
+
+class _Banned(BaseException):
+    """Raised in setup of a test whose exercise uses a banned API (the test body never runs)."""
+
+
+# torch, pytest and hypothesis take a second or more to import: grade() starts the student's worker
+# first, so both processes import in parallel. Hence the late imports below.
+
+
+class ScorePlugin:
+    """Gives the suite its ``student`` fixture and turns pytest reports into ``TestRecord``s."""
+
+    def __init__(self, student: Student | None, banned: dict[str, str], reject: str | None = None):
+        self._student = student
+        self.banned = banned
+        self.reject = reject  # set when the notebook is unreadable: every test fails with this reason
+        self.records: dict[str, TestRecord] = {}
+        self.collection_errors: list[str] = []
+
+    def student(self):
+        return self._student
+
+    def pytest_configure(self, config):
+        config.addinivalue_line("markers", "points(n): points the test is worth")
+        config.addinivalue_line("markers", "exercise(name): the exercise the test grades")
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {report.longreprtext[-2000:]}")
+
+    def pytest_runtest_setup(self, item):
+        exercise = _marker_arg(item, "exercise")
+        if self.reject:
+            raise _Banned(self.reject)
+        if exercise in self.banned:
+            raise _Banned(self.banned[exercise])
+
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        record = self.records.get(item.nodeid)
+        if record is None:
+            points, exercise = _marker_arg(item, "points"), _marker_arg(item, "exercise")
+            if not isinstance(points, int) or not exercise:
+                raise ValueError(f"{item.nodeid} needs @pytest.mark.points(n) and @pytest.mark.exercise(name)")
+            doc = (item.function.__doc__ or item.name).strip().splitlines()[0]
+            record = TestRecord(f"{exercise}::{item.name}", exercise, doc, 0, points, "pass", "", 0.0)
+            self.records[item.nodeid] = record
+        record.duration += call.duration
+        if call.excinfo is not None and record.status == "pass":
+            record.status, record.message = _classify(call.excinfo)
+        if report.when == "call" and report.passed and record.status == "pass":
+            record.points = record.max_points
+
+
+def _marker_arg(item, name):
+    marker = item.get_closest_marker(name)
+    return marker.args[0] if marker and marker.args else None
+
+
+def _classify(excinfo) -> tuple[str, str]:
+    """(status, message) for a failed test, without any of the hidden test's source."""
+    from .proxy import StudentAbort, StudentError
+
+    exc = excinfo.value
+    notes = [_failing_input(n) for n in getattr(exc, "__notes__", []) if n.startswith("Failing test case")]
+    suffix = ("\n" + "\n".join(notes)) if notes else ""
+    if isinstance(exc, (_Banned, StudentAbort)):
+        return "fail", str(exc)
+    if isinstance(exc, (AssertionError, StudentError)):
+        return "fail", (str(exc) or "check failed") + suffix
+    # Anything else is a fault in the hidden test itself: report it as an error, not a student fault.
+    return "error", f"grader error ({type(exc).__name__}) in this test; please tell your course staff{suffix}"
+
+
+def _failing_input(note: str) -> str:
+    """Hypothesis' "Failing test case: test_x(student=..., s={...}, seed=0)" -> "smallest failing input: s={...}, seed=0"."""
+    body = note.split("(", 1)[1].rsplit(")", 1)[0] if "(" in note else note
+    keep = []
+    for line in body.splitlines():
+        line = line.split("  #", 1)[0].strip()
+        if line and not line.startswith("#") and not line.startswith("student="):
+            keep.append(line)
+    text = " ".join(keep).replace("{ ", "{").replace(", }", "}").replace("[ ", "[").rstrip(",")
+    return "smallest failing input: " + text.replace(",}", "}")
+
+
+def find_notebook(path: Path, assignment: Assignment) -> Path:
+    """A notebook path, or a repository/folder holding ``<slug>/<notebook>`` or ``<notebook>``."""
+    if path.is_file():
+        return path
+    for candidate in (path / assignment.slug / assignment.notebook, path / assignment.notebook):
+        if candidate.is_file():
+            return candidate
+    raise NotebookError(
+        f"no {assignment.notebook} found in {path} (looked in {assignment.slug}/ and the folder itself)"
+    )
+
+
+def _manual_answers(nb, assignment: Assignment) -> list[dict]:
+    answers = {}
+    for cell in nb["cells"]:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid:
+            answers[gid] = cell.get("source", "")
+    out = []
+    for q in assignment.written:
+        text = answers.get(q.grade_id)
+        out.append({
+            "id": q.grade_id, "prompt": q.prompt, "max_points": q.points, "status": "pending",
+            "answer": text if text is not None else "",
+            "answered": bool(text and text.strip() and text.strip() != "YOUR ANSWER HERE"),
+        })
+    return out
+
+
+def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_args: list[str] | None = None) -> Result:
+    """Grade ``submission`` for assignment ``slug``; always returns a complete ``Result``."""
+    started = time.monotonic()
+    assignment = get_assignment(slug)
+    result = Result(assignment=slug, submission=str(submission), limits=limits.describe())
+    protected = protect_trusted_files()
+    sandbox = None
+    try:
+        path = find_notebook(Path(submission), assignment)
+        result.submission_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        nb = read_notebook(path)
+    except NotebookError as exc:
+        result.status = "rejected"
+        result.warnings.append(str(exc))
+        plugin = ScorePlugin(None, {}, reject=str(exc))
+    else:
+        extraction = extract(nb)
+        result.extraction = {
+            "statements": len(extraction.statements), "skipped": len(extraction.skipped),
+            "syntax_errors": extraction.syntax_errors,
+        }
+        result.warnings += [f"syntax error in {e}" for e in extraction.syntax_errors]
+        result.warnings += checksums.modified_locked_cells(nb)
+        result.manual = _manual_answers(nb, assignment)
+        rules = {ex.name: ex.banned for ex in assignment.exercises if ex.banned}
+        result.banned = check_banned(extraction, rules, {ex.name: ex.defines for ex in assignment.exercises})
+        sandbox = Sandbox(_statements(extraction), limits)
+        sandbox.start()  # imports torch in parallel with our own pytest/hypothesis/torch imports
+        from .proxy import Student
+
+        plugin = ScorePlugin(Student(sandbox, extraction), result.banned)
+    result.environment = _environment()
+    try:
+        code = _run_suite(slug, plugin, suite_args or [])
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    if plugin.collection_errors or code in (3, 4):  # pytest's INTERNAL_ERROR, USAGE_ERROR
+        raise RuntimeError("the hidden suite could not run: " + "; ".join(plugin.collection_errors or [str(code)]))
+    result.tests = sorted(plugin.records.values(), key=lambda r: _exercise_order(assignment, r))
+    if sandbox is not None:
+        result.isolation = sandbox.isolation() | {"worker_restarts": sandbox.restarts}
+    result.isolation["protected_paths"] = len(protected)
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+def _run_suite(slug: str, plugin: ScorePlugin, extra: list[str]) -> int:
+    import pytest
+
+    _register(plugin, pytest)
+    suite = Path(importlib.import_module(f"autograder.suites.{slug}").__file__).parent
+    args = [str(suite), "-q", "-p", "no:cacheprovider", "--assert=plain", "-c", str(suite.parent / "pytest.ini"),
+            "--rootdir", str(suite), "--no-header", "-W", "ignore", *extra]
+    cwd = os.getcwd()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pytest's own console output is not the report
+            return pytest.main(args, plugins=[plugin])
+    finally:
+        os.chdir(cwd)
+
+
+def _register(plugin: ScorePlugin, pytest) -> None:
+    """Attach the pytest decorations late (pytest is imported only once the worker is starting)."""
+    cls = type(plugin)
+    if not hasattr(cls, "_decorated"):
+        cls.student = pytest.fixture(name="student")(cls.student)
+        cls.pytest_runtest_makereport = pytest.hookimpl(hookwrapper=True)(cls.pytest_runtest_makereport)
+        cls._decorated = True
+
+
+def _exercise_order(assignment: Assignment, record: TestRecord):
+    names = [ex.name for ex in assignment.exercises]
+    return (names.index(record.exercise) if record.exercise in names else len(names), record.id)
+
+
+def _statements(extraction: Extraction) -> list[dict]:
+    return [{"source": s.source, "cell": s.cell, "line": s.line, "names": s.names} for s in extraction.statements]
+
+
+def _environment() -> dict:
+    import hypothesis
+    import pytest
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "hypothesis": hypothesis.__version__,
+            "pytest": pytest.__version__, "llmkit": __version__, "machine": platform.machine()}

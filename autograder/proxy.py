@@ -1,0 +1,127 @@
+"""What hidden tests hold instead of student code: remote callables backed by the sandbox.
+
+``student.softmax(x)`` sends ``x`` to the worker, runs the student's ``softmax`` there and returns its
+result as plain data. Failures become exceptions a test (and the student) can read:
+
+* ``StudentError`` (an ``Exception``): the student's code raised. Hypothesis may shrink the input, so
+  the report shows the smallest failing case.
+* ``StudentAbort`` (a ``BaseException``): not implemented, not defined, timed out or crashed. These do not
+  depend on the input, so they end the test at once instead of being shrunk call after call.
+"""
+
+from __future__ import annotations
+
+from .sandbox import codec
+from .sandbox.supervisor import CallTimeout, Sandbox, WorkerDied
+
+
+class StudentAbort(BaseException):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class StudentError(Exception):
+    def __init__(self, type_name: str, message: str, call: str, frames: list[str]):
+        where = f" ({frames[-1]})" if frames else ""
+        super().__init__(f"{call} raised {type_name}: {message}{where}")
+        self.type_name = type_name
+        self.student_message = message
+
+
+class Student:
+    """Attribute access gives a remote callable for a name defined in the submission."""
+
+    def __init__(self, sandbox: Sandbox, extraction):
+        self._sandbox = sandbox
+        self._extraction = extraction
+        self._struck: dict[str, str] = {}  # name -> why it is no longer called
+        self._crashes: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> "Remote":
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Remote(self, name, None, name)
+
+    # -- used by Remote -----------------------------------------------------------------------------
+    def _request(self, root: str, label: str, msg: dict):
+        if root in self._struck:
+            raise StudentAbort(f"{label} was not called again: {self._struck[root]}")
+        try:
+            reply = self._sandbox.request(msg, doing=f"running {label}")
+        except CallTimeout as exc:
+            self._struck[root] = f"it timed out earlier ({exc.reason})"
+            raise StudentAbort(f"{label}: {exc.reason} (is there an infinite loop?)") from None
+        except WorkerDied as exc:
+            self._crashes[root] = self._crashes.get(root, 0) + 1
+            if self._crashes[root] >= 2:
+                self._struck[root] = "it crashed the worker twice"
+            raise StudentAbort(f"{label}: {exc.reason}") from None
+        if "missing" in reply:
+            raise StudentAbort(self._missing_message(reply["missing"]))
+        if "error" in reply:
+            err = reply["error"]
+            if err["type"] == "NotImplementedError":
+                raise StudentAbort(f"{label} is not implemented yet (it raises NotImplementedError)")
+            if err["type"] in ("SystemExit", "KeyboardInterrupt"):
+                raise StudentAbort(f"{label} tried to stop the program ({err['type']}); graded code must return")
+            raise StudentError(err["type"], err["message"], label, err.get("frames", []))
+        return reply["ok"]
+
+    def _missing_message(self, name: str) -> str:
+        msg = f"`{name}` is not defined in your notebook"
+        for err in self._sandbox.load_errors:
+            if name in err["names"]:
+                return (f"`{name}` could not be defined: cell {err['cell']}, line {err['line']} raised "
+                        f"{err['type']}: {err['message']}")
+        if self._extraction.syntax_errors:
+            msg += "; these cells do not parse: " + "; ".join(self._extraction.syntax_errors)
+        else:
+            msg += " (check the spelling, and that it is defined at the top level of a code cell)"
+        return msg
+
+
+class Remote:
+    """A function, class or object living in the worker."""
+
+    def __init__(self, student: Student, target, attr: str | None, root: str, label: str | None = None):
+        self._student, self._target, self._attr, self._root = student, target, attr, root
+        self._label = label or (f"{root}.{attr}" if attr else root)
+
+    def _msg(self, op: str, args, kwargs, **extra) -> dict:
+        return {"op": op, "target": self._target, "attr": self._attr, "args": list(args), "kwargs": kwargs, **extra}
+
+    def __call__(self, *args, **kwargs):
+        return self._wrap(self._student._request(self._root, f"{self._label}(...)", self._msg("call", args, kwargs)))
+
+    def method(self, name: str) -> "Remote":
+        """A bound method of a remote object: ``mha.method("eval")()``."""
+        if not isinstance(self._target, codec.Handle) or self._attr:
+            raise TypeError("methods can only be taken from remote objects")
+        return Remote(self._student, self._target, name, self._root, f"{self._label}.{name}")
+
+    def vjp(self, *args, cotangent, **kwargs) -> dict:
+        """Call, then back-propagate ``cotangent``: returns ``out``, ``arg_grads`` and ``param_grads``."""
+        msg = self._msg("vjp", args, kwargs, cotangent=cotangent)
+        return self._student._request(self._root, f"backward through {self._label}(...)", msg)
+
+    def load_parameters(self, state: dict) -> None:
+        """Load weights by parameter name; raises ``AssertionError`` naming missing/extra parameters."""
+        msg = {"op": "load_parameters", "target": self._target, "state": state}
+        out = self._student._request(self._root, f"loading weights into {self._label}", msg)
+        if out.get("missing") or out.get("extra"):
+            raise AssertionError(
+                f"{self._label} has the wrong parameters: missing {out.get('missing') or 'none'}, "
+                f"unexpected {out.get('extra') or 'none'} (compare with the attribute names the notebook asks for)"
+            )
+        if out.get("shape"):
+            name, have, want = out["shape"]
+            raise AssertionError(f"{self._label}: parameter {name} has shape {have}, expected {want}")
+
+    def _wrap(self, value):
+        if isinstance(value, codec.Handle):
+            return Remote(self._student, value, None, self._root, f"{self._root} object")
+        return value
+
+    def __repr__(self):
+        return f"<remote {self._label}>"

@@ -1,0 +1,240 @@
+"""The worker: the only process that runs student code.
+
+Started by ``supervisor.py`` as ``python -I worker.py REQ_FD RESP_FD DROP_UID``. It imports torch and
+warms it up while it still may, then (when started as root) drops to an unprivileged user, blocks
+imports of the kit's own packages, silences stdout/stderr, and serves requests on a pipe. It never
+sends anything but data (see ``codec.py``), and it trusts nothing it is sent except by its parent.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import math  # noqa: F401  (pre-imported for students before privileges drop)
+import os
+import resource
+import struct
+import sys
+import traceback
+
+import numpy as np  # noqa: F401
+import torch
+import torch.nn as nn
+import torch.nn.functional as F  # noqa: F401
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `python -I` leaves the script's folder out
+import codec  # noqa: E402  (the sibling wire-format module)
+
+del sys.path[0]  # and nothing else in this folder is for student code
+
+BLOCKED_PACKAGES = ("reference", "autograder", "tests")
+
+
+class _Missing(Exception):
+    """The requested name is not defined by the submission."""
+
+
+class _BlockKit(importlib.abc.MetaPathFinder):
+    """Refuse imports of the kit's trusted packages, whatever sys.path says."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED_PACKAGES:
+            raise ImportError(f"'{name}' is not available to submissions")
+        return None
+
+
+def _warm_up():
+    """Run the ops students use once, so torch's lazy imports happen before privileges drop."""
+    torch.set_num_threads(1)
+    x = torch.randn(2, 3, 4, requires_grad=True)
+    lin = nn.Linear(4, 4)
+    y = torch.einsum("bij,bkj->bik", lin(x), x).masked_fill(torch.ones(3, 3, dtype=torch.bool).tril() == 0, -math.inf)
+    y = torch.softmax(y, -1) @ x
+    nn.Dropout(0.1)(y).sum().backward()
+    torch.tril(torch.ones(2, 2)).triu().bool().any()
+    torch.nan_to_num(torch.where(x > 0, x, 0.0)).logsumexp(-1).exp().sqrt().var()
+    import collections, dataclasses, functools, itertools, random, re, typing  # noqa: F401,E401
+
+
+def _drop_privileges(uid: int) -> str:
+    if os.getuid() != 0 or uid < 0:
+        return "same-user"
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    try:  # must be irreversible
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:
+        raise SystemExit("could not drop privileges")
+    resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))  # counted per user: caps fork bombs
+    return "unprivileged-user"
+
+
+class Worker:
+    def __init__(self, req_fd: int, resp_fd: int):
+        self.req = os.fdopen(req_fd, "rb", buffering=0)
+        self.resp = os.fdopen(resp_fd, "wb", buffering=0)
+        self.ns: dict = {"__name__": "submission"}
+        self.handles: dict[int, object] = {}
+        self._handle_of: dict[int, int] = {}  # id(obj) -> handle, so one object keeps one handle
+
+    # -- framing -----------------------------------------------------------------------------
+    def _read_exact(self, n: int) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            b = self.req.read(n - got)
+            if not b:
+                raise EOFError
+            chunks.append(b)
+            got += len(b)
+        return b"".join(chunks)
+
+    def receive(self):
+        (n,) = struct.unpack("<Q", self._read_exact(8))
+        return codec.decode(self._read_exact(n))
+
+    def send(self, msg) -> None:
+        try:
+            data = codec.encode(msg, on_unknown=self._to_handle)
+        except Exception as exc:  # e.g. a tensor subclass that misbehaves when serialised
+            data = codec.encode({"error": self._describe(exc)})
+        self.resp.write(struct.pack("<Q", len(data)) + data)
+
+    def _to_handle(self, obj):
+        hid = self._handle_of.get(id(obj))
+        if hid is None:
+            hid = self._handle_of[id(obj)] = len(self.handles) + 1
+            self.handles[hid] = obj  # kept alive for the worker's lifetime, so id(obj) stays unique
+        return codec.Handle(hid, type(obj).__name__)
+
+    def _resolve(self, value):
+        """Replace Handles in request arguments with the objects they stand for."""
+        if isinstance(value, codec.Handle):
+            return self.handles[value.id]
+        if isinstance(value, list):
+            return [self._resolve(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self._resolve(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._resolve(v) for k, v in value.items()}
+        return value
+
+    @staticmethod
+    def _describe(exc: BaseException) -> dict:
+        """Exception type, message and the student's own frames (cells), nothing of the grader."""
+        frames = [
+            f"{f.filename[1:-1]}, line {f.lineno}, in {f.name}"
+            for f in traceback.extract_tb(exc.__traceback__)
+            if f.filename.startswith("<cell ")
+        ]
+        try:
+            message = str(exc)
+        except BaseException:  # noqa: BLE001  (a student exception whose __str__ raises)
+            message = "<unprintable message>"
+        return {"type": type(exc).__name__, "message": message[:2000], "frames": frames[-3:]}
+
+    # -- operations ----------------------------------------------------------------------------
+    def op_load(self, statements):
+        errors = []
+        for st in statements:
+            code = "\n" * (st["line"] - 1) + st["source"]
+            try:
+                exec(compile(code, f"<cell {st['cell']}>", "exec"), self.ns)
+            except BaseException as exc:  # noqa: BLE001  (SystemExit included: keep loading)
+                errors.append({"cell": st["cell"], "line": st["line"], "names": st["names"], **self._describe(exc)})
+        return {"errors": errors}
+
+    def _target(self, target, attr):
+        if isinstance(target, codec.Handle):
+            obj = self.handles[target.id]
+        elif target not in self.ns:
+            raise _Missing(target)
+        else:
+            obj = self.ns[target]
+        return getattr(obj, attr) if attr else obj
+
+    def op_call(self, target, attr, args, kwargs, call=True):
+        fn = self._target(target, attr)
+        return fn(*self._resolve(args), **self._resolve(kwargs)) if call else fn
+
+    def op_vjp(self, target, attr, args, kwargs, cotangent):
+        """Call with gradients on every floating tensor argument; return output and gradients."""
+        args = [a.detach().clone().requires_grad_(True) if _is_float(a) else a for a in self._resolve(args)]
+        module = self.handles[target.id] if isinstance(target, codec.Handle) else None
+        if isinstance(module, nn.Module):
+            module.zero_grad(set_to_none=True)
+        out = self._target(target, attr)(*args, **self._resolve(kwargs))
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"expected a tensor output, got {type(out).__name__}")
+        (out * cotangent.to(out.dtype)).sum().backward()
+        arg_grads = [a.grad if _is_float(a) else None for a in args]
+        param_grads = {}
+        if isinstance(module, nn.Module):
+            param_grads = {n: p.grad for n, p in module.named_parameters()}
+        return {"out": out.detach(), "arg_grads": arg_grads, "param_grads": param_grads}
+
+    def op_load_parameters(self, target, state):
+        """Copy the grader's weights into a student's module by parameter name (buffers ignored)."""
+        module = self.handles[target.id]
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"expected an nn.Module, got {type(module).__name__}")
+        params = dict(module.named_parameters())
+        missing = sorted(set(state) - set(params))
+        extra = sorted(set(params) - set(state))
+        if missing or extra:
+            return {"missing": missing, "extra": extra}
+        with torch.no_grad():
+            for name, value in state.items():
+                if params[name].shape != value.shape:
+                    return {"shape": [name, list(params[name].shape), list(value.shape)]}
+                params[name].copy_(value)
+        return {}
+
+    def serve(self) -> None:
+        while True:
+            try:
+                req = self.receive()
+            except EOFError:
+                return
+            try:
+                op = req["op"]
+                if op == "load":
+                    result = self.op_load(req["statements"])
+                elif op == "call":
+                    result = self.op_call(req["target"], req.get("attr"), req["args"], req["kwargs"], req.get("call", True))
+                elif op == "vjp":
+                    result = self.op_vjp(req["target"], req.get("attr"), req["args"], req["kwargs"], req["cotangent"])
+                elif op == "load_parameters":
+                    result = self.op_load_parameters(req["target"], req["state"])
+                else:
+                    raise ValueError(f"unknown op {op!r}")
+                reply = {"id": req["id"], "ok": result}
+            except _Missing as exc:
+                reply = {"id": req.get("id"), "missing": str(exc.args[0])}
+            except BaseException as exc:  # noqa: BLE001  (sys.exit in student code is just an error)
+                reply = {"id": req.get("id"), "error": self._describe(exc)}
+            self.send(reply)
+
+
+def _is_float(x) -> bool:
+    return isinstance(x, torch.Tensor) and x.is_floating_point()
+
+
+def main() -> None:
+    req_fd, resp_fd, drop_uid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    _warm_up()
+    isolation = _drop_privileges(drop_uid)
+    sys.meta_path.insert(0, _BlockKit())
+    torch.manual_seed(0)
+    # Student output must never reach the grader's log (fake CI annotations, fake scores).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    worker = Worker(req_fd, resp_fd)
+    worker.send({"ready": {"isolation": isolation, "uid": os.getuid(), "pid": os.getpid()}})
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main()

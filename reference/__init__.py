@@ -1,0 +1,1 @@
+"""Reference implementations: the oracle the hidden tests compare students against."""
