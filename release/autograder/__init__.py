@@ -1,0 +1,1 @@
+"""The student half of the llmkit engine: `llmkit check` and `check(...)`."""

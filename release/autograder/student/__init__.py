@@ -1,0 +1,5 @@
+"""The part of the engine that ships to students: notebook extraction and the public checks."""
+
+from .check import check
+
+__all__ = ["check"]
