@@ -53,6 +53,7 @@ class Result:
     extraction: dict = field(default_factory=dict)
     submission_sha256: str = ""
     duration_s: float = 0.0
+    student_calls: int = 0
     environment: dict = field(default_factory=dict)
 
     @property
@@ -228,6 +229,7 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
     result.tests = sorted(plugin.records.values(), key=lambda r: _exercise_order(assignment, r))
     if sandbox is not None:
         result.isolation = sandbox.isolation() | {"worker_restarts": sandbox.restarts}
+        result.student_calls = plugin._student.calls
     result.isolation["protected_paths"] = len(protected)
     result.duration_s = round(time.monotonic() - started, 3)
     return result

@@ -37,6 +37,7 @@ class Student:
         self._extraction = extraction
         self._struck: dict[str, str] = {}  # name -> why it is no longer called
         self._crashes: dict[str, int] = {}
+        self.calls = 0  # calls into the worker, reported with the result (speed and coverage figures)
 
     def __getattr__(self, name: str) -> "Remote":
         if name.startswith("_"):
@@ -47,6 +48,7 @@ class Student:
     def _request(self, root: str, label: str, msg: dict):
         if root in self._struck:
             raise StudentAbort(f"{label} was not called again: {self._struck[root]}")
+        self.calls += 1
         try:
             reply = self._sandbox.request(msg, doing=f"running {label}")
         except CallTimeout as exc:

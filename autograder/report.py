@@ -54,6 +54,7 @@ def to_json(result: Result) -> dict:
         "extraction": {**result.extraction, "syntax_errors": [clean(e) for e in result.extraction.get("syntax_errors", [])]},
         "environment": result.environment,
         "duration_s": result.duration_s,
+        "student_calls": result.student_calls,
     }
 
 
