@@ -17,7 +17,11 @@ def _grade(args) -> int:
     from .sandbox.supervisor import Limits
 
     limits = Limits(call_timeout_s=args.call_timeout, memory_bytes=args.memory_mb << 20)
-    result = grade(args.submission, args.assignment, limits)
+    try:
+        result = grade(args.submission, args.assignment, limits)
+    except RuntimeError as exc:  # the grader itself could not run: no score, non-zero exit
+        print(f"llmkit grade: grading could not run: {exc}", file=sys.stderr)
+        return 1
     data = report.to_json(result)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

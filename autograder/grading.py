@@ -224,6 +224,8 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
     finally:
         if sandbox is not None:
             sandbox.close()
+    if sandbox is not None and sandbox.failure:
+        raise RuntimeError(sandbox.failure)
     if plugin.collection_errors or code in (3, 4):  # pytest's INTERNAL_ERROR, USAGE_ERROR
         raise RuntimeError("the hidden suite could not run: " + "; ".join(plugin.collection_errors or [str(code)]))
     result.tests = sorted(plugin.records.values(), key=lambda r: _exercise_order(assignment, r))

@@ -50,6 +50,10 @@ class CallTimeout(WorkerDied):
     pass
 
 
+class GraderFailure(RuntimeError):
+    """The worker could not even start (before any student code ran): the grader's fault, not the student's."""
+
+
 def _set_subreaper() -> bool:
     """Orphans of the worker (double-forked children) get re-parented to us, so we can reap them."""
     try:
@@ -121,6 +125,7 @@ class Sandbox:
         self._next_id = 0
         self._loaded = False
         self.subreaper = _set_subreaper()
+        self.failure: str | None = None  # set when the worker cannot start at all
         self.drop_uid, self.level = isolation_plan()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -176,7 +181,12 @@ class Sandbox:
         if self._loaded:
             return
         remaining = self.limits.start_timeout_s - (time.monotonic() - self._started_at)
-        ready = self._receive(max(remaining, 0.1), "starting Python and importing torch")
+        try:
+            ready = self._receive(max(remaining, 0.1), "starting Python and importing torch")
+        except WorkerDied as exc:
+            self.failure = (f"the student worker could not start ({exc.reason.split(' (')[0]}); "
+                            "check that torch imports and that the memory limit is not too low")
+            raise GraderFailure(self.failure) from None
         self.info = ready.get("ready", {}) if isinstance(ready, dict) else {}
         if not self.info:
             self._fail("the worker did not start properly")
