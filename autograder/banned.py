@@ -44,12 +44,29 @@ def find_banned(node: ast.AST, banned: set[str], aliases: dict[str, str]) -> lis
     return hits
 
 
+def _helpers_used(node: ast.AST, extraction: Extraction, graded: set[str]) -> list:
+    """Module-level functions/classes the definition refers to, transitively, other than graded ones
+    (those are graded on their own: calling your own ``softmax`` from attention is the point)."""
+    seen: dict[str, object] = {}
+    stack = [node]
+    while stack:
+        for sub in ast.walk(stack.pop()):
+            if isinstance(sub, ast.Name) and sub.id not in graded and sub.id not in seen:
+                stmt = extraction.where(sub.id)
+                if stmt is not None and stmt.source.lstrip().startswith(("def ", "class ", "@", "async def ")):
+                    seen[sub.id] = stmt
+                    stack.append(ast.parse(stmt.source))
+    return list(seen.values())
+
+
 def check_banned(extraction: Extraction, rules: dict[str, tuple[str, ...]], definitions: dict[str, str]) -> dict[str, str]:
-    """Return {exercise: message} for every exercise whose graded definition uses a banned API.
+    """Return {exercise: message} for every exercise whose graded definition uses a banned API,
+    directly or through a helper function of the submission it calls.
 
     ``rules`` maps exercise -> banned names; ``definitions`` maps exercise -> the name it defines.
     """
     module_tree = ast.parse(extraction.source)
+    graded = set(definitions.values())
     violations = {}
     for exercise, names in rules.items():
         banned = set(names)
@@ -57,16 +74,16 @@ def check_banned(extraction: Extraction, rules: dict[str, tuple[str, ...]], defi
         stmt = extraction.where(definitions[exercise])
         if stmt is None:
             continue
-        try:
-            node = ast.parse(stmt.source)
-        except SyntaxError:
-            continue
-        hits = find_banned(node, banned, aliases)
-        if hits:
-            line, name = hits[0]
-            violations[exercise] = (
-                f"`{definitions[exercise]}` uses `{name}` (cell {stmt.cell}, line {stmt.line + line - 1}), which this "
-                f"exercise asks you to write yourself. Banned here: {', '.join(sorted(banned))}. "
-                "The exercise scores 0 until it is removed."
-            )
+        node = ast.parse(stmt.source)
+        for where in [stmt] + _helpers_used(node, extraction, graded):
+            hits = find_banned(ast.parse(where.source), banned, aliases)
+            if hits:
+                line, name = hits[0]
+                via = "" if where is stmt else f" through `{where.names[0]}`"
+                violations[exercise] = (
+                    f"`{definitions[exercise]}` uses `{name}`{via} (cell {where.cell}, line {where.line + line - 1}), "
+                    f"which this exercise asks you to write yourself. Banned here: {', '.join(sorted(banned))}. "
+                    "The exercise scores 0 until it is removed."
+                )
+                break
     return violations

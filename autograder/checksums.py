@@ -30,8 +30,31 @@ def cell_checksum(cell) -> str:
     return h.hexdigest()
 
 
-def modified_locked_cells(nb) -> list[str]:
-    """One warning per locked cell whose content no longer matches its release checksum."""
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def modified_locked_cells(nb, original=None) -> list[str]:
+    """One warning per locked cell that was edited or deleted.
+
+    With the instructor's ``original`` notebook, locked cells are compared by grade_id with it, so editing
+    a cell's metadata (unlocking it, deleting its checksum) hides nothing. Without it, the checksums
+    stored at release time are the reference.
+    """
+    if original is not None:
+        submitted = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id"): c for c in nb["cells"]}
+        warnings = []
+        for cell in original["cells"]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if not _flags(cell)[2] or not meta.get("grade_id"):
+                continue
+            mine = submitted.get(meta["grade_id"])
+            if mine is None:
+                warnings.append(f"locked cell {meta['grade_id']} was deleted")
+            elif _source(mine) != _source(cell) or mine.get("cell_type") != cell.get("cell_type"):
+                warnings.append(f"locked cell {meta['grade_id']} was modified")
+        return warnings
     warnings = []
     for index, cell in enumerate(nb["cells"], start=1):
         meta = cell.get("metadata", {}).get("nbgrader", {})

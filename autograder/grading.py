@@ -170,6 +170,15 @@ def find_notebook(path: Path, assignment: Assignment) -> Path:
     )
 
 
+def _original_notebook(assignment: Assignment) -> dict | None:
+    """The instructor's notebook, when the kit is a checkout that has it (for locked-cell checks)."""
+    path = Path(__file__).resolve().parent.parent / "assignments" / assignment.slug / assignment.notebook
+    try:
+        return read_notebook(path)
+    except NotebookError:
+        return None
+
+
 def _manual_answers(nb, assignment: Assignment) -> list[dict]:
     answers = {}
     for cell in nb["cells"]:
@@ -209,7 +218,7 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
             "syntax_errors": extraction.syntax_errors,
         }
         result.warnings += [f"syntax error in {e}" for e in extraction.syntax_errors]
-        result.warnings += checksums.modified_locked_cells(nb)
+        result.warnings += checksums.modified_locked_cells(nb, _original_notebook(assignment))
         result.manual = _manual_answers(nb, assignment)
         rules = {ex.name: ex.banned for ex in assignment.exercises if ex.banned}
         result.banned = check_banned(extraction, rules, {ex.name: ex.defines for ex in assignment.exercises})

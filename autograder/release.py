@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -164,17 +165,36 @@ def _write(path: Path, text: str) -> None:
 
 
 def build_release(source: Path, out: Path) -> list[str]:
-    """Build the student repository in ``out`` from ``source`` (the assignments folder)."""
+    """Build the student repository in ``out`` from ``source`` (the assignments folder).
+
+    Everything is built in a temporary sibling folder and swapped in only when every check passed, so
+    a failed release leaves the previous one untouched.
+    """
     known = all_assignments()
     slugs = sorted(d.name for d in source.iterdir() if d.is_dir() and d.name in known) if source.is_dir() else []
     if not slugs:
         raise ReleaseError(f"no assignment folders in {source} (known assignments: {', '.join(sorted(known))})")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out_abs, source_abs = out.resolve(), source.resolve()
+    for protected in (source_abs, KIT_ROOT):
+        if out_abs == protected or out_abs in protected.parents or out_abs in source_abs.parents:
+            raise ReleaseError(f"refusing to write the release to {out}: it would replace {protected}")
+    out_abs.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_abs.name}-staging-", dir=out_abs.parent))
+    try:
+        _build_into(source, staging, [known[s] for s in slugs])
+        if out_abs.exists():
+            shutil.rmtree(out_abs)
+        staging.rename(out_abs)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return slugs
+
+
+def _build_into(source: Path, out: Path, assignments: list[Assignment]) -> None:
     sources = []
-    for slug in slugs:
-        assignment = known[slug]
+    for assignment in assignments:
+        slug = assignment.slug
         nb_path = source / slug / assignment.notebook
         if not nb_path.is_file():
             raise ReleaseError(f"{source / slug}: missing {assignment.notebook}")
@@ -190,12 +210,10 @@ def build_release(source: Path, out: Path) -> list[str]:
         if (source / slug / "data").is_dir():
             shutil.copytree(source / slug / "data", out / slug / "data")
     _copy_student_package(out)
-    _write_repository_files(out, [known[s] for s in slugs])
+    _write_repository_files(out, assignments)
     leaks = find_leaks(out, trusted_secrets(sources))
     if leaks:
-        shutil.rmtree(out)
         raise ReleaseError("the release would leak trusted content; nothing was written:\n  " + "\n  ".join(leaks))
-    return slugs
 
 
 def _copy_student_package(out: Path) -> None:

@@ -97,6 +97,17 @@ def test_ipython_line_magics_do_not_break_a_cell():
     assert (ex.where("f").cell, ex.where("f").line) == (1, 8)  # magics are blanked, not removed: lines still match
 
 
+def test_a_magic_that_is_a_whole_block_body_still_parses():
+    ex = extract(nb("import torch\nfor i in range(3):\n    %time torch.zeros(3)\nfiles = !ls\ndef f():\n    return 1\n"))
+    assert ex.syntax_errors == []
+    assert ex.defined() == {"torch", "f"} and ex.where("f").line == 5
+
+
+def test_module_attribute_aliases_are_kept():
+    ex = extract(nb("import torch\nF = torch.nn.functional\nsm = torch.softmax\nx = torch.randn(3)\n"))
+    assert ex.defined() == {"torch", "F", "sm"}
+
+
 def test_strip_magics_keeps_line_numbers():
     src = "%time x = 1\ndef f():\n    return 1\n!ls"
     out = strip_magics(src)

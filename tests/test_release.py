@@ -422,8 +422,6 @@ def test_cli_reports_an_authoring_error_without_a_traceback(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="engine: build_release deletes --out before checking the source "
-                   "(proposed: build into a temporary sibling folder, swap it in only on success)")
 def test_a_failed_release_keeps_the_previous_release(release, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(release, out)

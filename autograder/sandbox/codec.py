@@ -59,7 +59,11 @@ def encode(obj, on_unknown=None) -> bytes:
         if isinstance(x, torch.Tensor):
             return enc_tensor(x, False)
         if isinstance(x, np.ndarray):
-            return enc_tensor(torch.from_numpy(np.ascontiguousarray(x)), True)
+            try:
+                t = torch.from_numpy(np.ascontiguousarray(x).reshape(x.shape))  # keeps 0-dim arrays 0-dim
+            except TypeError:
+                raise CodecError(f"cannot send a numpy array of dtype {x.dtype}") from None
+            return enc_tensor(t, True)
         if isinstance(x, np.generic):
             return enc(x.item(), depth)
         if isinstance(x, tuple) and type(x) is tuple:
@@ -97,6 +101,8 @@ def decode(data: bytes):
     try:
         hlen, nbuf = struct.unpack_from("<QQ", data, 0)
         pos = 16
+        if pos + hlen > len(data):
+            raise CodecError("truncated header")
         header = json.loads(data[pos : pos + hlen])
         pos += hlen
         buffers = []
@@ -107,26 +113,28 @@ def decode(data: bytes):
                 raise CodecError("truncated buffer")
             buffers.append(data[pos : pos + blen])
             pos += blen
-        return _dec(header, buffers, 0)
+        if pos != len(data):
+            raise CodecError("trailing bytes after the last buffer")
+        return _dec(header, buffers, 0, set())
     except CodecError:
         raise
     except Exception as exc:  # struct/json/recursion errors from a malformed message
         raise CodecError(f"malformed message: {type(exc).__name__}") from None
 
 
-def _dec(x, buffers, depth):
+def _dec(x, buffers, depth, used: set):
     if depth > MAX_DEPTH:
         raise CodecError("value nested too deeply")
     if x is None or isinstance(x, (bool, int, float, str)):
         return x
     if isinstance(x, list):
-        return [_dec(e, buffers, depth + 1) for e in x]
+        return [_dec(e, buffers, depth + 1, used) for e in x]
     if not isinstance(x, dict):
         raise CodecError("unexpected JSON value")
     if "$t" in x:
-        return tuple(_dec(e, buffers, depth + 1) for e in x["$t"])
+        return tuple(_dec(e, buffers, depth + 1, used) for e in x["$t"])
     if "$d" in x:
-        return {str(k): _dec(v, buffers, depth + 1) for k, v in x["$d"]}
+        return {str(k): _dec(v, buffers, depth + 1, used) for k, v in x["$d"]}
     if "$dtype" in x:
         return _DTYPES[x["$dtype"]]
     if "$h" in x:
@@ -134,7 +142,11 @@ def _dec(x, buffers, depth):
     if "$x" in x:
         dtype = _DTYPES[x["dtype"]]
         shape = [int(s) for s in x["shape"]]
-        raw = buffers[int(x["$x"])]
+        index = int(x["$x"])
+        if index in used or not 0 <= index < len(buffers):
+            raise CodecError("tensor buffer referenced twice or out of range")  # no amplification
+        used.add(index)
+        raw = buffers[index]
         count = int(np.prod(shape)) if shape else 1
         if count * torch.empty((), dtype=dtype).element_size() != len(raw):
             raise CodecError("tensor size does not match its buffer")

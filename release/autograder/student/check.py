@@ -105,5 +105,5 @@ def run_public_tests(names: dict, folder: Path, exercise: str | None = None) -> 
 
 def check(exercise: str, folder: str | Path | None = None) -> Report:
     """Run the public tests of ``exercise`` against the calling notebook's definitions."""
-    caller = inspect.stack()[1].frame.f_globals
+    caller = inspect.currentframe().f_back.f_globals  # the notebook's namespace
     return run_public_tests(dict(caller), Path(folder) if folder else Path.cwd(), exercise)

@@ -50,20 +50,25 @@ class Extraction:
         return found
 
 
-_MAGIC = re.compile(r"^\s*(%|!)")
-_HELP = re.compile(r"^\s*[\w.]+\?{1,2}\s*$")
+_MAGIC = re.compile(r"^(\s*)(%|!|[\w.]+\s*=\s*[%!])")  # %time f(), !pip ..., files = !ls
+_HELP = re.compile(r"^(\s*)[\w.]+\?{1,2}\s*$")  # obj?, obj??
 
 
 def strip_magics(cell_source: str) -> str | None:
     """Blank out IPython-only lines (``%timeit``, ``!pip``, ``obj?``) so the cell parses as Python.
 
     Returns ``None`` for a cell magic (``%%time``...), whose whole body is not Python we can trust to
-    parse. Lines are blanked rather than removed so line numbers in messages still match the cell.
+    parse. Each magic line becomes ``pass`` at its own indentation, so a magic that is the only line of
+    a block still parses, and line numbers in messages still match the cell.
     """
     lines = cell_source.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
         return None
-    return "\n".join("" if _MAGIC.match(ln) or _HELP.match(ln) else ln for ln in lines)
+    out = []
+    for line in lines:
+        match = _MAGIC.match(line) or _HELP.match(line)
+        out.append(match.group(1) + "pass" if match else line)
+    return "\n".join(out)
 
 
 def _is_simple_value(node: ast.AST) -> bool:
@@ -83,6 +88,13 @@ def _is_simple_value(node: ast.AST) -> bool:
     return False
 
 
+def _is_dotted_name(node: ast.AST) -> bool:
+    """``torch.nn.functional`` or ``torch.softmax``: an alias of a library object, not a computation."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
 def _bound_names(node: ast.stmt) -> list[str] | None:
     """Names a kept statement binds, or ``None`` if the statement is not kept."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -93,7 +105,7 @@ def _bound_names(node: ast.stmt) -> list[str] | None:
         if node.module == "__future__":
             return None  # only valid at the top of a module; we assemble several cells
         return [a.asname or a.name for a in node.names]
-    if isinstance(node, ast.Assign) and _is_simple_value(node.value):
+    if isinstance(node, ast.Assign) and (_is_simple_value(node.value) or _is_dotted_name(node.value)):
         if all(isinstance(t, ast.Name) for t in node.targets):
             return [t.id for t in node.targets]  # type: ignore[attr-defined]
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):

