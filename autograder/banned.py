@@ -15,14 +15,23 @@ import ast
 from .student.notebook import Extraction
 
 
+def _top(module: str | None) -> str:
+    return (module or "").split(".")[0]
+
+
 def _module_aliases(tree: ast.Module, banned: set[str]) -> dict[str, str]:
-    """Module-level names that are bound to a banned API: {alias: banned name}."""
+    """Module-level names that are bound to a banned API: {alias: banned name}. A banned name may be
+    a module (``tiktoken``): then every name imported from it is an alias too."""
     aliases = {}
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom):
+        if isinstance(node, ast.Import):
             for a in node.names:
-                if a.name in banned:
-                    aliases[a.asname or a.name] = a.name
+                if _top(a.name) in banned:
+                    aliases[a.asname or _top(a.name)] = _top(a.name)
+        elif isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if a.name in banned or _top(node.module) in banned:
+                    aliases[a.asname or a.name] = a.name if a.name in banned else _top(node.module)
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and node.value.attr in banned:
             for t in node.targets:
                 if isinstance(t, ast.Name):
@@ -40,7 +49,11 @@ def find_banned(node: ast.AST, banned: set[str], aliases: dict[str, str]) -> lis
         elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value in banned:
             hits.append((sub.lineno, sub.value))  # getattr(torch, "softmax")
         elif isinstance(sub, ast.ImportFrom):
+            if _top(sub.module) in banned:
+                hits.append((sub.lineno, _top(sub.module)))
             hits += [(sub.lineno, a.name) for a in sub.names if a.name in banned]
+        elif isinstance(sub, ast.Import):
+            hits += [(sub.lineno, _top(a.name)) for a in sub.names if _top(a.name) in banned]
     return hits
 
 

@@ -16,18 +16,24 @@ def _grade(args) -> int:
     from .grading import grade
     from .sandbox.supervisor import Limits
 
+    from .assignments import get_assignment
+
+    get_assignment(args.assignment)  # an unknown slug is a usage error (exit 2) before anything is written
     limits = Limits(call_timeout_s=args.call_timeout, memory_bytes=args.memory_mb << 20)
+    out = Path(args.out)
+    problem = _unsafe_output_dir(out)  # checked before student code runs, and created now: nothing to plant
+    if problem:
+        print(f"llmkit grade: {problem}", file=sys.stderr)
+        return 1
     try:
         result = grade(args.submission, args.assignment, limits)
     except RuntimeError as exc:  # the grader itself could not run: no score, non-zero exit
         print(f"llmkit grade: grading could not run: {exc}", file=sys.stderr)
         return 1
     data = report.to_json(result)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "summary.md").write_text(report.to_markdown(result))
-    (out / "classroom.b64").write_text(report.classroom_b64(result) + "\n")
+    _write_safely(out / "result.json", json.dumps(data, indent=2) + "\n")
+    _write_safely(out / "summary.md", report.to_markdown(result))
+    _write_safely(out / "classroom.b64", report.classroom_b64(result) + "\n")
     if args.github:  # inside a GitHub Actions step: job summary and the step output `result`
         if os.environ.get("GITHUB_STEP_SUMMARY"):
             with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as fh:
@@ -40,6 +46,28 @@ def _grade(args) -> int:
     else:
         print(report.to_markdown(result))
     return 0  # grading completed, whatever the score
+
+
+def _unsafe_output_dir(out: Path) -> str | None:
+    """Create the output folder, or refuse one that student code (another user) could have prepared."""
+    out.mkdir(parents=True, exist_ok=True)
+    st = out.lstat()
+    if out.is_symlink() or not out.is_dir():
+        return f"--out {out} must be a real folder, not a link"
+    if st.st_uid != os.getuid() or st.st_mode & 0o002:
+        return f"--out {out} must belong to the grading user and not be writable by other users"
+    return None
+
+
+def _write_safely(path: Path, text: str) -> None:
+    """Write via a new temporary file renamed into place: never follows a link someone planted."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def _release(args) -> int:

@@ -89,6 +89,7 @@ class ScorePlugin:
         self.reject = reject  # set when the notebook is unreadable: every test fails with this reason
         self.records: dict[str, TestRecord] = {}
         self.collection_errors: list[str] = []
+        self.collected = 0
 
     def student(self):
         return self._student
@@ -96,6 +97,12 @@ class ScorePlugin:
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "points(n): points the test is worth")
         config.addinivalue_line("markers", "exercise(name): the exercise the test grades")
+
+    def pytest_collection_modifyitems(self, items):
+        self.collected = len(items)
+
+    def pytest_deselected(self, items):
+        self.collection_errors.append(f"{len(items)} hidden tests were deselected")
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -136,6 +143,12 @@ def _classify(excinfo) -> tuple[str, str]:
     from .proxy import StudentAbort, StudentError
 
     exc = excinfo.value
+    if isinstance(exc, BaseExceptionGroup):  # hypothesis' FlakyFailure: failed once, passed on a retry
+        inner = next((e for e in _leaves(exc) if isinstance(e, (AssertionError, StudentError, StudentAbort))), None)
+        if inner is not None:
+            status, message = _classify(type("Info", (), {"value": inner})())
+            return status, message + "\n(it failed once, then passed on the same input: results must not depend " \
+                "on state left over from earlier calls)"
     notes = [_failing_input(n) for n in getattr(exc, "__notes__", []) if n.startswith("Failing test case")]
     suffix = ("\n" + "\n".join(notes)) if notes else ""
     if isinstance(exc, (_Banned, StudentAbort)):
@@ -144,6 +157,11 @@ def _classify(excinfo) -> tuple[str, str]:
         return "fail", (str(exc) or "check failed") + suffix
     # Anything else is a fault in the hidden test itself: report it as an error, not a student fault.
     return "error", f"grader error ({type(exc).__name__}) in this test; please tell your course staff{suffix}"
+
+
+def _leaves(group: BaseException):
+    for e in getattr(group, "exceptions", [group]):
+        yield from (_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
 
 
 def _failing_input(note: str) -> str:
@@ -162,6 +180,8 @@ def find_notebook(path: Path, assignment: Assignment) -> Path:
     """A notebook path, or a repository/folder holding ``<slug>/<notebook>`` or ``<notebook>``."""
     if path.is_file():
         return path
+    if not path.exists():
+        raise NotebookError(f"{path}: no such notebook or folder")
     for candidate in (path / assignment.slug / assignment.notebook, path / assignment.notebook):
         if candidate.is_file():
             return candidate
@@ -237,8 +257,14 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
         raise RuntimeError(sandbox.failure)
     if plugin.collection_errors or code in (3, 4):  # pytest's INTERNAL_ERROR, USAGE_ERROR
         raise RuntimeError("the hidden suite could not run: " + "; ".join(plugin.collection_errors or [str(code)]))
+    if len(plugin.records) != plugin.collected or not plugin.collected:
+        raise RuntimeError(f"the hidden suite ran {len(plugin.records)} of {plugin.collected} tests")
     result.tests = sorted(plugin.records.values(), key=lambda r: _exercise_order(assignment, r))
     if sandbox is not None:
+        # A failed import only matters if a graded function needs it, and then its test says so.
+        result.warnings += [f"cell {e['cell']}, line {e['line']}: defining {', '.join(e['names'])} failed: "
+                            f"{e['type']}: {e['message']}" for e in sandbox.load_errors
+                            if e["type"] not in ("ImportError", "ModuleNotFoundError")]
         result.isolation = sandbox.isolation() | {"worker_restarts": sandbox.restarts}
         result.student_calls = plugin._student.calls
     result.isolation["protected_paths"] = len(protected)
@@ -253,12 +279,30 @@ def _run_suite(slug: str, plugin: ScorePlugin, extra: list[str]) -> int:
     suite = Path(importlib.import_module(f"autograder.suites.{slug}").__file__).parent
     args = [str(suite), "-q", "-p", "no:cacheprovider", "--assert=plain", "-c", str(suite.parent / "pytest.ini"),
             "--rootdir", str(suite), "--no-header", "-W", "ignore", *extra]
+    import tempfile
+
+    from hypothesis import configuration
+
     cwd = os.getcwd()
+    # The environment must not change which tests run or how (PYTEST_ADDOPTS="-k softmax" would), and
+    # hypothesis must not write its cache into the submission's folder.
+    saved = {k: os.environ.pop(k) for k in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS") if k in os.environ}
+    saved_autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    home = configuration.storage_directory()
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # pytest's own console output is not the report
-            return pytest.main(args, plugins=[plugin])
+        with tempfile.TemporaryDirectory(prefix="llmkit-hypothesis-") as scratch:
+            configuration.set_hypothesis_home_dir(scratch)
+            with contextlib.redirect_stdout(io.StringIO()):  # pytest's own console output is not the report
+                return pytest.main(args, plugins=[plugin])
     finally:
+        configuration.set_hypothesis_home_dir(str(home))
         os.chdir(cwd)
+        os.environ.update(saved)
+        if saved_autoload is None:
+            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = saved_autoload
 
 
 def _register(plugin: ScorePlugin, pytest) -> None:

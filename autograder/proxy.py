@@ -11,8 +11,15 @@ result as plain data. Failures become exceptions a test (and the student) can re
 
 from __future__ import annotations
 
+import time
+
 from .sandbox import codec
 from .sandbox.supervisor import CallTimeout, Sandbox, WorkerDied
+
+
+def lines(items: list) -> dict:
+    """Mark a list argument to reach the student's code as a lazy iterator (``Remote.iterate``)."""
+    return {"$lines": list(items)}
 
 
 class StudentAbort(BaseException):
@@ -24,7 +31,7 @@ class StudentAbort(BaseException):
 class StudentError(Exception):
     def __init__(self, type_name: str, message: str, call: str, frames: list[str]):
         where = f" ({frames[-1]})" if frames else ""
-        super().__init__(f"{call} raised {type_name}: {message}{where}")
+        super().__init__(f"{call} raised {type_name}{': ' + message if message else ''}{where}")
         self.type_name = type_name
         self.student_message = message
 
@@ -38,6 +45,7 @@ class Student:
         self._struck: dict[str, str] = {}  # name -> why it is no longer called
         self._crashes: dict[str, int] = {}
         self.calls = 0  # calls into the worker, reported with the result (speed and coverage figures)
+        self.last_call_seconds = 0.0  # wall time of the last call, measured here (the worker could lie)
 
     def __getattr__(self, name: str) -> "Remote":
         if name.startswith("_"):
@@ -45,12 +53,13 @@ class Student:
         return Remote(self, name, None, name)
 
     # -- used by Remote -----------------------------------------------------------------------------
-    def _request(self, root: str, label: str, msg: dict):
+    def _request(self, root: str, label: str, msg: dict, timeout: float | None = None):
         if root in self._struck:
             raise StudentAbort(f"{label} was not called again: {self._struck[root]}")
         self.calls += 1
+        started = time.perf_counter()
         try:
-            reply = self._sandbox.request(msg, doing=f"running {label}")
+            reply = self._sandbox.request(msg, doing=f"running {label}", timeout=timeout)
         except CallTimeout as exc:
             self._struck[root] = f"it timed out earlier ({exc.reason})"
             raise StudentAbort(f"{label}: {exc.reason} (is there an infinite loop?)") from None
@@ -59,6 +68,7 @@ class Student:
             if self._crashes[root] >= 2:
                 self._struck[root] = "it crashed the worker twice"
             raise StudentAbort(f"{label}: {exc.reason}") from None
+        self.last_call_seconds = time.perf_counter() - started
         if "missing" in reply:
             raise StudentAbort(self._missing_message(reply["missing"]))
         if "error" in reply:
@@ -89,8 +99,11 @@ class Remote:
     def __init__(self, student: Student, target, attr: str | None, root: str, label: str | None = None):
         self._student, self._target, self._attr, self._root = student, target, attr, root
         self._label = label or (f"{root}.{attr}" if attr else root)
+        self._generation = student._sandbox.restarts  # objects die with the worker that holds them
 
     def _msg(self, op: str, args, kwargs, **extra) -> dict:
+        if isinstance(self._target, codec.Handle) and self._generation != self._student._sandbox.restarts:
+            raise StudentAbort(f"{self._label} was lost when an earlier call crashed or timed out the worker")
         return {"op": op, "target": self._target, "attr": self._attr, "args": list(args), "kwargs": kwargs, **extra}
 
     def __call__(self, *args, **kwargs):
@@ -106,6 +119,17 @@ class Remote:
         """Call, then back-propagate ``cotangent``: returns ``out``, ``arg_grads`` and ``param_grads``."""
         msg = self._msg("vjp", args, kwargs, cotangent=cotangent)
         return self._student._request(self._root, f"backward through {self._label}(...)", msg)
+
+    def iterate(self, *args, mode: str = "list", limit: int = 10_000_000, timeout: float | None = None, **kwargs):
+        """Call and iterate the result in the worker (see ``worker.op_iterate``); wrap an argument in
+        ``lines(...)`` to pass it as a lazy iterator."""
+        msg = self._msg("iterate", args, kwargs, mode=mode, limit=limit)
+        return self._student._request(self._root, f"iterating {self._label}(...)", msg, timeout)
+
+    def timed(self, *args, timeout: float | None = None, **kwargs):
+        """Call with an explicit time limit; returns (result, wall seconds measured by the grader)."""
+        value = self._student._request(self._root, f"{self._label}(...)", self._msg("call", args, kwargs), timeout)
+        return self._wrap(value), self._student.last_call_seconds
 
     def load_parameters(self, state: dict) -> None:
         """Load weights by parameter name; raises ``AssertionError`` naming missing/extra parameters."""

@@ -154,8 +154,25 @@ class MyList(list):
     pass
 
 
+def test_bytes_and_non_string_keys_round_trip():
+    # what a tokenizer exchanges: vocab {id: bytes} and merges [(bytes, bytes)]
+    value = {0: b"\x00", 255: b"\xff", 256: b"<|eot|>", (1, 2): [(b"a", b"bc")], "k": bytearray(b"xy")}
+    got = roundtrip(value)
+    assert got == {0: b"\x00", 255: b"\xff", 256: b"<|eot|>", (1, 2): [(b"a", b"bc")], "k": b"xy"}
+    assert isinstance(got[(1, 2)][0], tuple) and isinstance(got[0], bytes)
+
+
+def test_unhashable_keys_are_rejected_on_decode():
+    import json
+    import struct
+
+    header = json.dumps({"$d": [[[1, 2], 3]]}).encode()  # a list as a dict key
+    with pytest.raises(CodecError):
+        decode(struct.pack("<QQ", len(header), 0) + header)
+
+
 @pytest.mark.parametrize("value", [
-    Weird(), object(), {1, 2}, {1: "a"}, {("t",): 1}, MyList([1]), b"bytes", 1 + 2j, len, Weird,
+    Weird(), object(), {1, 2}, {Weird(): 1}, MyList([1]), 1 + 2j, len, Weird,
     torch.nn.Linear(2, 2), torch.zeros(3).to_sparse(),
 ])
 def test_encode_rejects_values_without_a_wire_form(value):

@@ -10,6 +10,7 @@ the standard library, numpy and torch.
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 
@@ -56,6 +57,8 @@ def encode(obj, on_unknown=None) -> bytes:
             return int(x)
         if isinstance(x, float):
             return float(x)
+        if isinstance(x, (bytes, bytearray)):
+            return {"$b": base64.b64encode(bytes(x)).decode("ascii")}
         if isinstance(x, torch.Tensor):
             return enc_tensor(x, False)
         if isinstance(x, np.ndarray):
@@ -70,8 +73,8 @@ def encode(obj, on_unknown=None) -> bytes:
             return {"$t": [enc(e, depth + 1) for e in x]}
         if isinstance(x, list) and type(x) is list:
             return [enc(e, depth + 1) for e in x]
-        if isinstance(x, dict) and type(x) is dict and all(isinstance(k, str) for k in x):
-            return {"$d": [[k, enc(v, depth + 1)] for k, v in x.items()]}
+        if isinstance(x, dict) and type(x) is dict:
+            return {"$d": [[enc(k, depth + 1), enc(v, depth + 1)] for k, v in x.items()]}
         if isinstance(x, torch.dtype) and x in _NAMES:
             return {"$dtype": _NAMES[x]}
         if isinstance(x, Handle):
@@ -134,7 +137,15 @@ def _dec(x, buffers, depth, used: set):
     if "$t" in x:
         return tuple(_dec(e, buffers, depth + 1, used) for e in x["$t"])
     if "$d" in x:
-        return {str(k): _dec(v, buffers, depth + 1, used) for k, v in x["$d"]}
+        out = {}
+        for k, v in x["$d"]:
+            key = _dec(k, buffers, depth + 1, used)
+            if not isinstance(key, (str, int, float, bytes, tuple, type(None))):
+                raise CodecError("unhashable dict key")
+            out[key] = _dec(v, buffers, depth + 1, used)
+        return out
+    if "$b" in x:
+        return base64.b64decode(x["$b"], validate=True)
     if "$dtype" in x:
         return _DTYPES[x["$dtype"]]
     if "$h" in x:

@@ -55,9 +55,11 @@ class GraderFailure(RuntimeError):
 
 
 def _set_subreaper() -> bool:
-    """Orphans of the worker (double-forked children) get re-parented to us, so we can reap them."""
+    """Orphans of the worker (double-forked children) get re-parented to us, so we can reap them. And
+    the grader becomes non-dumpable: a same-user worker cannot open /proc/<grader>/fd/* or mem."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
         return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         return False
@@ -149,6 +151,8 @@ class Sandbox:
             "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONIOENCODING": "utf-8",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": self.workdir.name,
         }
         limits = self.limits
 
@@ -160,7 +164,8 @@ class Sandbox:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(WORKER), str(req_r), str(resp_w), str(self.drop_uid)],
+            [sys.executable, "-I", "-B", str(WORKER), str(req_r), str(resp_w), str(self.drop_uid),
+             ",".join(self._imported_modules())],
             pass_fds=(req_r, resp_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -174,6 +179,22 @@ class Sandbox:
         os.close(resp_w)
         self._loaded = False
         self._started_at = time.monotonic()
+
+    def _imported_modules(self) -> list[str]:
+        """Modules the submission imports at top level (the worker preloads the known ones)."""
+        import ast
+
+        names = set()
+        for st in self.statements:
+            try:
+                node = ast.parse(st["source"]).body[0]
+            except (SyntaxError, IndexError):
+                continue
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+        return sorted(n for n in names if n.replace(".", "").replace("_", "").isalnum())
 
     def _ensure_loaded(self) -> None:
         if self.proc is None:

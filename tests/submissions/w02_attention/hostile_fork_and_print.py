@@ -9,7 +9,8 @@
 # OSError [Errno 27] File too large) makes that first call raise; every later call returns the correct
 # softmax. Everything else is correct_alternative.py.
 # Must lose: softmax::test_softmax_matches_reference only (2 points: the first graded call raises;
-# hypothesis replays the failing example, which then passes, so the failure is reported as flaky).
+# hypothesis replays the failing example, which then passes, and raises FlakyFailure; the engine
+# currently reports that as a "grader error" rather than as the student's OSError).
 # Must keep: the other softmax tests (3), causal_mask (3), scaled_dot_product_attention (10),
 # MultiHeadAttention (10). Score 26 / 28.
 # After grading: no process of user nobody is left running, and no line of the grader's output starts
