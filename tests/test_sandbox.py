@@ -59,6 +59,11 @@ def huge():
 def raises():
     raise ValueError("bad shape")
 
+SLOW_CONSTANT = time.sleep(60)  # a constant that never finishes: costs itself only
+
+PAT_LEN = len("abc") * 2  # CONSTANT_CASE names keep computed values
+
+
 class Box:
     def __init__(self, n):
         self.n = n
@@ -110,6 +115,14 @@ def test_round_trip_and_objects(student):
     assert torch.equal(student.double(x), x * 2)
     box = student.Box(41)
     assert box.method("get")() == 41
+
+
+def test_a_slow_constant_costs_only_itself(student):
+    assert student.whoami() >= 0  # the submission loaded although one statement hung
+    errors = {e["names"][0]: e for e in student._sandbox.load_errors}
+    assert errors["SLOW_CONSTANT"]["type"] == "TimeoutError"
+    with pytest.raises(StudentAbort, match="SLOW_CONSTANT.*could not be defined.*TimeoutError"):
+        student.SLOW_CONSTANT()
 
 
 def test_environment_is_scrubbed(student):

@@ -27,7 +27,7 @@ NOBODY = 65534
 @dataclass(frozen=True)
 class Limits:
     call_timeout_s: float = 10.0  # one call of student code
-    load_timeout_s: float = 30.0  # running the submission's definitions
+    load_timeout_s: float = 60.0  # running the submission's definitions (each statement: 5 s)
     start_timeout_s: float = 120.0  # interpreter start + import torch
     memory_bytes: int = 4 << 30  # address space of the worker (RLIMIT_AS)
     cpu_seconds: int = 600  # CPU time of one worker, a backstop behind the wall-clock limits

@@ -14,6 +14,7 @@ import importlib.abc
 import math  # noqa: F401  (pre-imported for students before privileges drop)
 import os
 import resource
+import signal
 import struct
 import sys
 import traceback
@@ -153,14 +154,26 @@ class Worker:
         return {"type": type(exc).__name__, "message": message[:2000], "frames": frames[-3:]}
 
     # -- operations ----------------------------------------------------------------------------
-    def op_load(self, statements):
+    def op_load(self, statements, seconds_each=5.0):
+        """Run each kept statement; one that fails or takes over ``seconds_each`` costs only itself."""
+
+        def too_slow(signum, frame):
+            raise TimeoutError(f"took longer than {seconds_each:g} s at definition time")
+
+        previous = signal.signal(signal.SIGALRM, too_slow)
         errors = []
-        for st in statements:
-            code = "\n" * (st["line"] - 1) + st["source"]
-            try:
-                exec(compile(code, f"<cell {st['cell']}>", "exec"), self.ns)
-            except BaseException as exc:  # noqa: BLE001  (SystemExit included: keep loading)
-                errors.append({"cell": st["cell"], "line": st["line"], "names": st["names"], **self._describe(exc)})
+        try:
+            for st in statements:
+                code = "\n" * (st["line"] - 1) + st["source"]
+                signal.setitimer(signal.ITIMER_REAL, seconds_each)
+                try:
+                    exec(compile(code, f"<cell {st['cell']}>", "exec"), self.ns)
+                except BaseException as exc:  # noqa: BLE001  (SystemExit included: keep loading)
+                    errors.append({"cell": st["cell"], "line": st["line"], "names": st["names"], **self._describe(exc)})
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
         return {"errors": errors}
 
     def _target(self, target, attr):

@@ -1,6 +1,7 @@
 """Pull the gradable definitions out of a student's notebook without running anything.
 
-Grading runs the *definitions* a student wrote (imports, functions, classes, simple constants), never
+Grading runs the *definitions* a student wrote (imports, functions, classes, literal values, and any
+value assigned to a CONSTANT_CASE name such as ``PAT = regex.compile(...)``), never
 the notebook's top-level demo or training code: that code is slow, may need data or a GPU, and is not
 what is graded. Parsing happens with ``ast`` only, so a hostile notebook cannot run code here.
 """
@@ -102,6 +103,9 @@ def _is_dotted_name(node: ast.AST) -> bool:
     return isinstance(node, ast.Name)
 
 
+_CONSTANT = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
+
+
 def _bound_names(node: ast.stmt) -> list[str] | None:
     """Names a kept statement binds, or ``None`` if the statement is not kept."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -112,11 +116,13 @@ def _bound_names(node: ast.stmt) -> list[str] | None:
         if node.module == "__future__":
             return None  # only valid at the top of a module; we assemble several cells
         return [a.asname or a.name for a in node.names]
-    if isinstance(node, ast.Assign) and (_is_simple_value(node.value) or _is_dotted_name(node.value)):
-        if all(isinstance(t, ast.Name) for t in node.targets):
-            return [t.id for t in node.targets]  # type: ignore[attr-defined]
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-        if node.value is not None and _is_simple_value(node.value):
+    if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+        names = [t.id for t in node.targets]  # type: ignore[attr-defined]
+        # Literals and module aliases always; any value when the name is a CONSTANT (PAT = regex.compile(...)).
+        if _is_simple_value(node.value) or _is_dotted_name(node.value) or all(_CONSTANT.match(n) for n in names):
+            return names
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+        if _is_simple_value(node.value) or _CONSTANT.match(node.target.id):
             return [node.target.id]
     return None
 
