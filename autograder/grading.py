@@ -261,10 +261,10 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
         raise RuntimeError(f"the hidden suite ran {len(plugin.records)} of {plugin.collected} tests")
     result.tests = sorted(plugin.records.values(), key=lambda r: _exercise_order(assignment, r))
     if sandbox is not None:
-        # A failed import only matters if a graded function needs it, and then its test says so.
-        result.warnings += [f"cell {e['cell']}, line {e['line']}: defining {', '.join(e['names'])} failed: "
-                            f"{e['type']}: {e['message']}" for e in sandbox.load_errors
-                            if e["type"] not in ("ImportError", "ModuleNotFoundError")]
+        # Not warnings: a failed definition only matters if a graded function needs it, and then that
+        # test's message says so. Kept in the record for the course staff.
+        result.extraction["load_errors"] = [f"cell {e['cell']}, line {e['line']}: {', '.join(e['names'])}: "
+                                            f"{e['type']}: {e['message'][:200]}" for e in sandbox.load_errors]
         result.isolation = sandbox.isolation() | {"worker_restarts": sandbox.restarts}
         result.student_calls = plugin._student.calls
     result.isolation["protected_paths"] = len(protected)

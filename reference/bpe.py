@@ -140,9 +140,10 @@ def train_bpe(
         if not is_special:
             pretoken_counts.update(pattern.findall(piece))
 
-    # Work on internal token numbers with exactly one number per distinct byte string. The contract
-    # counts pairs of *bytes*: if two merges ever produce the same bytes, their tokens must count
-    # as one, which separate vocab ids would not do. Numbers 0..255 are the single bytes.
+    # Work on internal token numbers, one per distinct byte string (0..255 are the single bytes).
+    # The contract counts pairs of *bytes*: should two merges ever produce the same bytes, their
+    # tokens must count as one, which separate vocab ids would not do. (We know no corpus where
+    # this happens; numbering by bytes makes it a non-question.)
     tok_bytes: list[bytes] = [bytes([i]) for i in range(256)]
     tok_of: dict[bytes, int] = {t: i for i, t in enumerate(tok_bytes)}
     inv_key: list[str] = [_inverted_key(t) for t in tok_bytes]
@@ -386,18 +387,21 @@ class BPETokenizer:
     def encode_iterable(self, chunks: Iterable[str]) -> Iterator[int]:
         """Lazily encode a stream of strings exactly as ``encode("".join(chunks))`` would.
 
-        After each chunk, emit the ids of the buffer's prefix that no future text can change, and
-        keep the rest. A prefix is final when
+        After each chunk, emit the ids of the buffer's longest prefix that no future text can change,
+        and keep the rest (a few pre-tokens plus the last max_special_len - 1 characters). A prefix
+        is final when
           * every special token starting in it is decided: deciding the longest special at position
             p needs characters up to p + max_len - 1, so only positions < len(buf) - max_len + 1
-            ("safe") count, and a special starting there is emitted whole even if it ends past safe;
-          * its last ordinary piece ends on a pre-token boundary that appended text cannot move.
-            Appended text can only change the matches that reach or peek at the end: the last match
-            (a word, digit group or space run that may grow), the one before it when an
-            alternative peeked past the end and failed (``'l`` + ``l`` -> ``'ll``), and with o200k's
-            optional contraction suffix one more (``word'l``). So we keep the last three matches.
+            ("safe") count; a special starting before safe is emitted whole even if it ends after;
+          * its ordinary text ends on a pre-token boundary that appended text cannot move. Only the
+            matches that reach or peek at the end of the text can change: the last one (a word, digit
+            group or whitespace run that grows) and, when an alternative peeked past the end and
+            failed, the one before it ("'" + "l" becomes "'ll"; o200k's "\n\n" + "  " becomes one
+            run). For the GPT-2, cl100k and o200k patterns no third match ever changes (the tests
+            try every split of many such strings); we hold back three anyway, as margin.
         Committed pre-tokens are the matches found in the buffer itself, never re-split on their
-        own: cl100k's ``\\s++$`` would match a truncated whitespace tail differently.
+        own: cl100k's ``\s++$`` would match a truncated whitespace tail differently.
+        Memory stays bounded unless a single pre-token (say, a megabyte without spaces) is huge.
         """
         buf = ""
         max_len = self._max_special_len

@@ -249,3 +249,9 @@ def test_odd_but_readable_notebooks(tmp_path):
     assert extract(got).defined() == {"f", "X"}
     path.write_bytes(json.dumps(doc).encode().replace(b"return 1", b"return '\xff'"))  # invalid UTF-8
     assert "f" in extract(read_notebook(path)).defined()
+
+
+def test_constant_case_names_keep_computed_values():
+    ex = extract(nb("import regex\nPAT = regex.compile('a+')\n_INF = float('inf')\npat = regex.compile('b')\n"
+                    "Mixed_Case = len('x')\n"))
+    assert ex.defined() == {"regex", "PAT", "_INF"}

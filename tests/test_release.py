@@ -18,6 +18,7 @@ import pytest
 from nbgrader.utils import compute_checksum
 
 from autograder import checksums
+from autograder.assignments import all_assignments
 from autograder.release import BEGIN, END, ReleaseError, build_release, find_leaks, solution_lines, trusted_secrets
 from autograder.student.notebook import read_notebook
 
@@ -29,12 +30,13 @@ SOURCE_NB = ASSIGNMENTS / SLUG / NB_NAME
 COMMITTED = ROOT / "release"
 EXERCISES = ("softmax", "causal_mask", "scaled_dot_product_attention", "multi_head_attention")
 NOT_RELEASE_CONTENT = {"__pycache__", ".ipynb_checkpoints"}  # caches a local run may leave behind
+WEEKS = {slug: a.notebook for slug, a in all_assignments().items() if (ASSIGNMENTS / slug).is_dir()}
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("release") / "student-repo"
-    assert build_release(ASSIGNMENTS, out) == [SLUG]
+    assert build_release(ASSIGNMENTS, out) == sorted(WEEKS)
     return out
 
 
@@ -95,9 +97,13 @@ def _all_release_lines(release: Path) -> dict[str, set[str]]:
 
 def test_release_has_the_student_repository_files(release):
     expected = {
-        f"{SLUG}/{NB_NAME}", f"{SLUG}/public_tests.py", "autograder/__init__.py", "README.md",
-        "requirements.txt", "pyproject.toml", ".gitignore", ".github/workflows/check.yml",
+        "autograder/__init__.py", "README.md", "requirements.txt", "pyproject.toml", ".gitignore",
+        ".github/workflows/check.yml",
     } | {f"autograder/student/{p.name}" for p in (ROOT / "autograder" / "student").glob("*.py")}
+    for slug, notebook in WEEKS.items():  # each week: its notebook, public tests and data files
+        expected |= {f"{slug}/{notebook}", f"{slug}/public_tests.py"}
+        expected |= {p.relative_to(ASSIGNMENTS).as_posix() for p in (ASSIGNMENTS / slug / "data").rglob("*")
+                     if p.is_file()}
     assert {"autograder/student/notebook.py", "autograder/student/check.py", "autograder/student/cli.py",
             "autograder/student/public.py", "autograder/student/__init__.py"} <= expected
     assert set(_files(release)) == expected
@@ -223,10 +229,16 @@ def test_secrets_are_not_empty(source_nb):
     assert len(secrets["hidden test"]) >= 20
 
 
-def test_no_solution_reference_or_hidden_test_line_in_the_release(release, source_nb):
-    assert find_leaks(release, trusted_secrets([source_nb])) == []
+def _every_week():
+    return [nbformat.read(ASSIGNMENTS / slug / name, as_version=4) for slug, name in WEEKS.items()]
+
+
+def test_no_solution_reference_or_hidden_test_line_in_the_release(release):
+    every_week = _every_week()
+    assert len(every_week) >= 2
+    assert find_leaks(release, trusted_secrets(every_week)) == []
     # and again independently of find_leaks: every string of the notebook JSON, not only cell sources
-    secrets = trusted_secrets([source_nb])
+    secrets = trusted_secrets(every_week)
     for name, lines in _all_release_lines(release).items():
         for kind, secret in secrets.items():
             assert not lines & secret, f"{name} contains a {kind} line: {sorted(lines & secret)[0]!r}"
@@ -243,7 +255,7 @@ def test_no_hidden_suite_or_reference_files_in_the_release(release):
 def test_the_leak_detector_finds_a_planted_solution_line(release, source_nb, tmp_path):
     copy_ = tmp_path / "copy"
     shutil.copytree(release, copy_)
-    secrets = trusted_secrets([source_nb])
+    secrets = trusted_secrets(_every_week())
     planted = "    x_max = x.amax(dim=dim, keepdim=True)\n"
     assert planted.strip() in secrets["solution"]
     with open(copy_ / SLUG / "public_tests.py", "a") as fh:
@@ -255,7 +267,7 @@ def test_the_leak_detector_finds_a_planted_solution_line(release, source_nb, tmp
 def test_the_leak_detector_finds_a_planted_reference_line_and_one_inside_a_notebook(release, source_nb, tmp_path):
     copy_ = tmp_path / "copy"
     shutil.copytree(release, copy_)
-    secrets = trusted_secrets([source_nb])
+    secrets = trusted_secrets(_every_week())
     reference_line = sorted(secrets["reference"])[0]
     (copy_ / "README.md").write_text((copy_ / "README.md").read_text() + "\n" + reference_line + "\n")
     nb = nbformat.read(copy_ / SLUG / NB_NAME, as_version=4)

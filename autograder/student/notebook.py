@@ -103,7 +103,7 @@ def _is_dotted_name(node: ast.AST) -> bool:
     return isinstance(node, ast.Name)
 
 
-_CONSTANT = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
+_CONSTANT = re.compile(r"^_*[A-Z][A-Z0-9_]+$")  # two characters or more: `Q = q @ W` is maths, not a constant
 
 
 def _bound_names(node: ast.stmt) -> list[str] | None:

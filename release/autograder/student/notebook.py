@@ -1,6 +1,7 @@
 """Pull the gradable definitions out of a student's notebook without running anything.
 
-Grading runs the *definitions* a student wrote (imports, functions, classes, simple constants), never
+Grading runs the *definitions* a student wrote (imports, functions, classes, literal values, and any
+value assigned to a CONSTANT_CASE name such as ``PAT = regex.compile(...)``), never
 the notebook's top-level demo or training code: that code is slow, may need data or a GPU, and is not
 what is graded. Parsing happens with ``ast`` only, so a hostile notebook cannot run code here.
 """
@@ -58,16 +59,21 @@ def strip_magics(cell_source: str) -> str | None:
     """Blank out IPython-only lines (``%timeit``, ``!pip``, ``obj?``) so the cell parses as Python.
 
     Returns ``None`` for a cell magic (``%%time``...), whose whole body is not Python we can trust to
-    parse. Each magic line becomes ``pass`` at its own indentation, so a magic that is the only line of
-    a block still parses, and line numbers in messages still match the cell.
+    parse. Magic lines are blanked, so line numbers in messages still match the cell; one that opens a
+    block's body (``for ...:`` then ``    %time f()``) becomes ``pass`` so the block still parses.
     """
     lines = cell_source.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
         return None
-    out = []
+    out: list[str] = []
     for line in lines:
         match = _MAGIC.match(line) or _HELP.match(line)
-        out.append(match.group(1) + "pass" if match else line)
+        if not match:
+            out.append(line)
+            continue
+        previous = next((ln for ln in reversed(out) if ln.strip()), "")
+        opens_block = previous.rstrip().endswith(":") and match.group(1)
+        out.append(match.group(1) + "pass" if opens_block else "")
     return "\n".join(out)
 
 
@@ -90,9 +96,14 @@ def _is_simple_value(node: ast.AST) -> bool:
 
 def _is_dotted_name(node: ast.AST) -> bool:
     """``torch.nn.functional`` or ``torch.softmax``: an alias of a library object, not a computation."""
+    if not isinstance(node, ast.Attribute):
+        return False
     while isinstance(node, ast.Attribute):
         node = node.value
     return isinstance(node, ast.Name)
+
+
+_CONSTANT = re.compile(r"^_*[A-Z][A-Z0-9_]+$")  # two characters or more: `Q = q @ W` is maths, not a constant
 
 
 def _bound_names(node: ast.stmt) -> list[str] | None:
@@ -105,11 +116,13 @@ def _bound_names(node: ast.stmt) -> list[str] | None:
         if node.module == "__future__":
             return None  # only valid at the top of a module; we assemble several cells
         return [a.asname or a.name for a in node.names]
-    if isinstance(node, ast.Assign) and (_is_simple_value(node.value) or _is_dotted_name(node.value)):
-        if all(isinstance(t, ast.Name) for t in node.targets):
-            return [t.id for t in node.targets]  # type: ignore[attr-defined]
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-        if node.value is not None and _is_simple_value(node.value):
+    if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+        names = [t.id for t in node.targets]  # type: ignore[attr-defined]
+        # Literals and module aliases always; any value when the name is a CONSTANT (PAT = regex.compile(...)).
+        if _is_simple_value(node.value) or _is_dotted_name(node.value) or all(_CONSTANT.match(n) for n in names):
+            return names
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+        if _is_simple_value(node.value) or _CONSTANT.match(node.target.id):
             return [node.target.id]
     return None
 
