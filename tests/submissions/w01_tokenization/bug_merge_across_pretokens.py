@@ -4,7 +4,6 @@
 # Must lose points: train_bpe merges and vocab on any text with more than one pre-token per piece.
 # Must keep full marks: encode / decode / encode_iterable on a given vocabulary (encode does use the
 # regex), train_bpe on text that is a single pre-token per piece, ValueError, speed.
-import heapq
 from collections import Counter, defaultdict
 
 import regex
@@ -39,10 +38,8 @@ def train_bpe(text, vocab_size, special_tokens=[]):
     merges = []
 
     # BUG: no regex pre-tokenization; each piece is a single sequence of bytes.
-    # Tokens are ints (ids into `names`) to keep the pair tuples cheap.
-    names = [bytes([i]) for i in range(256)]
-    ids = {b: i for i, b in enumerate(names)}
-    toks = []  # token at each position of the text (-1 once merged into its left neighbour)
+    # A linked list over the text so that a merge only touches the places where the pair occurs.
+    toks = []  # token at each position of the text (None once merged into its left neighbour)
     nxt = []  # next live position in the same piece, or -1
     prv = []  # previous live position in the same piece, or -1
     stats = Counter()
@@ -50,7 +47,7 @@ def train_bpe(text, vocab_size, special_tokens=[]):
         if is_special:
             continue
         start = len(toks)
-        data = list(chunk.encode("utf-8"))
+        data = [bytes([b]) for b in chunk.encode("utf-8")]
         toks.extend(data)
         nxt.extend(range(start + 1, start + len(data) + 1))
         nxt[-1] = -1
@@ -62,62 +59,37 @@ def train_bpe(text, vocab_size, special_tokens=[]):
         if j != -1:
             where[toks[i], toks[j]].append(i)
 
-    # priority queue: highest count first, then the greatest pair; stale entries are skipped
-    heap = [(-c, Desc(p, names)) for p, c in stats.items()]
-    heapq.heapify(heap)
-    while len(vocab) < vocab_size and heap:
-        neg, d = heapq.heappop(heap)
-        count = stats.get(d.pair, 0)
-        if count != -neg:
-            if count > 0:
-                heapq.heappush(heap, (-count, d))
-            continue
-        a, b = best = d.pair
-        merged = names[a] + names[b]
-        merges.append((names[a], names[b]))
-        vocab[len(vocab)] = merged
-        if merged not in ids:
-            ids[merged] = len(names)
-            names.append(merged)
-        new_tok = ids[merged]
-        grown = set()
+    def drop(pair):
+        stats[pair] -= 1
+
+    while len(vocab) < vocab_size:
+        best = max(stats, key=lambda p: (stats[p], p), default=None)
+        if best is None or stats[best] <= 0:
+            break  # no pair left (pairs that died stay in stats with count 0)
+        a, b = best
+        new_tok = a + b
+        merges.append(best)
+        vocab[len(vocab)] = new_tok
         for i in sorted(set(where.pop(best))):  # left to right: a a a -> aa a
             j = nxt[i]
             if toks[i] != a or j == -1 or toks[j] != b:
                 continue  # out of date, or used up by the merge just left of it
             h, k = prv[i], nxt[j]
-            stats[best] -= 1
+            drop(best)
             if h != -1:
-                stats[toks[h], a] -= 1
+                drop((toks[h], a))
             if k != -1:
-                stats[b, toks[k]] -= 1
-            toks[i], toks[j] = new_tok, -1
+                drop((b, toks[k]))
+            toks[i], toks[j] = new_tok, None
             nxt[i] = k
             if k != -1:
                 prv[k] = i
-                p = (new_tok, toks[k])
-                stats[p] += 1
-                where[p].append(i)
-                grown.add(p)
+                stats[new_tok, toks[k]] += 1
+                where[new_tok, toks[k]].append(i)
             if h != -1:
-                p = (toks[h], new_tok)
-                stats[p] += 1
-                where[p].append(h)
-                grown.add(p)
-        for p in grown:
-            heapq.heappush(heap, (-stats[p], Desc(p, names)))
+                stats[toks[h], new_tok] += 1
+                where[toks[h], new_tok].append(h)
     return vocab, merges
-
-
-class Desc:
-    """Wraps a pair so that heapq (a min-heap) pops the greatest pair first among equal counts."""
-
-    def __init__(self, pair, names):
-        self.pair = pair
-        self.key = (names[pair[0]], names[pair[1]])
-
-    def __lt__(self, other):
-        return self.key > other.key
 
 
 class BPETokenizer:
