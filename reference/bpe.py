@@ -327,9 +327,6 @@ class BPETokenizer:
         for i in sorted(self._vocab):
             if i not in special_id_set:
                 self._ranks.setdefault(self._vocab[i], i)
-        missing = [i for i in range(256) if bytes([i]) not in self._ranks]
-        if missing:
-            raise ValueError(f"vocab lacks single-byte ordinary tokens for bytes {missing[:8]}...")
 
         self._special_re = _special_regex(self._special_ids)
         self._max_special_len = max((len(t) for t in self._special_ids if t), default=0)

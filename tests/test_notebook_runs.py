@@ -37,22 +37,24 @@ def _text(output) -> str:
     return ""
 
 
-def test_instructor_notebook_runs_and_all_checks_pass(monkeypatch):
+def run_notebook(path: Path, monkeypatch) -> list:
+    """Execute ``path`` in a fresh kernel (cwd = its folder); returns its code cells, with outputs."""
     monkeypatch.setenv("MPLBACKEND", INLINE)
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # do not leave caches in assignments/
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name=_kernel_name(),
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+                            resources={"metadata": {"path": str(path.parent)}})
     client.execute()  # raises CellExecutionError, with the failing cell, if any cell raises
-
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code_cells), "some code cells did not run"
     assert not [o for c in code_cells for o in c.outputs if o.output_type == "error"]
+    return code_cells
 
+
+def assert_checks_pass(code_cells, exercises: list[str]) -> None:
     checks = [c for c in code_cells if c.source.strip().startswith("check(")]
-    assert [re.match(r'check\("(\w+)"\)', c.source.strip()).group(1) for c in checks] == [
-        "softmax", "causal_mask", "scaled_dot_product_attention", "multi_head_attention"]
+    assert [re.match(r'check\("(\w+)"\)', c.source.strip()).group(1) for c in checks] == exercises
     for cell in checks:
         text = "\n".join(_text(o) for o in cell.outputs)
         summary = re.search(r"(\d+)/(\d+) public checks passed", text)
@@ -61,6 +63,21 @@ def test_instructor_notebook_runs_and_all_checks_pass(monkeypatch):
         assert "FAIL" not in text
         html = "".join(o.data.get("text/html", "") for o in cell.outputs if "data" in o)
         assert "&#10004;" in html and "&#10008;" not in html  # the coloured list students see
+
+
+def test_tokenization_notebook_runs_and_all_checks_pass(monkeypatch):
+    cells = run_notebook(ROOT / "assignments" / "w01_tokenization" / "tokenization.ipynb", monkeypatch)
+    assert_checks_pass(cells, ["train_bpe", "bpe_tokenizer"])
+    by_id = {c.get("id"): c for c in cells}
+    assert any("image/png" in o.get("data", {}) for o in by_id["compression-demo"].outputs), "no compression plot"
+    assert any("text/html" in o.get("data", {}) for o in by_id["visualise-demo"].outputs), "no token visual"
+    assert "stderr" in {o.output_type == "stream" and o.name for o in by_id["compression-demo"].outputs} or any(
+        "it/s" in _text(o) or "%|" in _text(o) for o in by_id["compression-demo"].outputs), "no progress bar"
+
+
+def test_attention_notebook_runs_and_all_checks_pass(monkeypatch):
+    code_cells = run_notebook(NOTEBOOK, monkeypatch)
+    assert_checks_pass(code_cells, ["softmax", "causal_mask", "scaled_dot_product_attention", "multi_head_attention"])
 
     attention_map = next(c for c in code_cells if c.get("id") == "attention-map-demo")
     assert any("image/png" in o.get("data", {}) for o in attention_map.outputs), "the attention map was not drawn"

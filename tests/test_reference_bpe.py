@@ -112,7 +112,8 @@ def tiktoken_from(vocab, special_tokens, pattern=GPT2_PATTERN):
     for i in sorted(vocab):
         if i not in special_ids.values():
             ranks.setdefault(vocab[i], i)
-    return tiktoken.Encoding(name="llmkit-test", pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_ids)
+    return tiktoken.Encoding(name="llmkit-test", pat_str=pattern, mergeable_ranks=ranks,
+                             special_tokens=special_ids)
 
 
 @pytest.fixture(scope="module")
@@ -473,7 +474,8 @@ SMALL_ALPHABET = ["a", "A", "b", "'", "l", "s", " ", " ", "\n", "\r", "1", "!", 
 
 
 @pytest.mark.parametrize("specials", [[], SHORT_SPECIALS], ids=["no_specials", "short_specials"])
-@pytest.mark.parametrize("pattern", [GPT2_PATTERN, CL100K_PATTERN, O200K_PATTERN], ids=["gpt2", "cl100k", "o200k"])
+@pytest.mark.parametrize("pattern", [GPT2_PATTERN, CL100K_PATTERN, O200K_PATTERN],
+                         ids=["gpt2", "cl100k", "o200k"])
 def test_encode_iterable_every_three_way_split(pattern, specials):
     # Exhaustive over cut points: random cuts rarely land inside "'ll" right after "'l", the kind of
     # spot where a pre-token that looked finished ("'" then "l") changes once more text arrives.
