@@ -173,7 +173,7 @@ def test_nothing_runs_during_extraction(tmp_path):
     hostile = (
         f"open({str(marker)!r}, 'w').write('top level')\n"
         f"x = open({str(marker)!r}, 'w')\n"
-        f"X = open({str(marker)!r}, 'w')  # kept (a CONSTANT), but only run later, in the worker\n"
+        f"XX = open({str(marker)!r}, 'w')  # kept (a CONSTANT), but only run later, in the worker\n"
         f"def f(a=open({str(marker)!r}, 'w')):\n    pass\n"
         f"@(lambda fn: open({str(marker)!r}, 'w'))\ndef g():\n    pass\n"
         f"class C(metaclass=type(open({str(marker)!r}, 'w'))):\n    pass\n"
@@ -183,7 +183,7 @@ def test_nothing_runs_during_extraction(tmp_path):
     path.write_text(json.dumps(nb(hostile, f"%%bash\ntouch {marker}\n", f"!touch {marker}\n")))
     ex = extract_file(path)
     assert not marker.exists()
-    assert ex.defined() == {"X", "f", "g", "C", "this_module_does_not_exist_anywhere"}
+    assert ex.defined() == {"XX", "f", "g", "C", "this_module_does_not_exist_anywhere"}
     assert "this_module_does_not_exist_anywhere" not in __import__("sys").modules
 
 
