@@ -13,6 +13,7 @@ import importlib
 import io
 import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ class TestRecord:
     status: str  # pass | fail | error
     message: str
     duration: float
+    ran: bool = False  # the test body completed
 
 
 @dataclass
@@ -128,9 +130,11 @@ class ScorePlugin:
             self.records[item.nodeid] = record
         record.duration += call.duration
         if call.excinfo is not None and record.status == "pass":
-            record.status, record.message = _classify(call.excinfo)
-        if report.when == "call" and report.passed and record.status == "pass":
-            record.points = record.max_points
+            record.status, record.message = _classify(call.excinfo.value)
+        if report.when == "call" and report.passed:
+            record.ran = True
+        # points only when the test body ran and no phase (setup, call, teardown) failed
+        record.points = record.max_points if record.ran and record.status == "pass" else 0
 
 
 def _marker_arg(item, name):
@@ -138,15 +142,14 @@ def _marker_arg(item, name):
     return marker.args[0] if marker and marker.args else None
 
 
-def _classify(excinfo) -> tuple[str, str]:
+def _classify(exc: BaseException) -> tuple[str, str]:
     """(status, message) for a failed test, without any of the hidden test's source."""
     from .proxy import StudentAbort, StudentError
 
-    exc = excinfo.value
     if isinstance(exc, BaseExceptionGroup):  # hypothesis' FlakyFailure: failed once, passed on a retry
         inner = next((e for e in _leaves(exc) if isinstance(e, (AssertionError, StudentError, StudentAbort))), None)
         if inner is not None:
-            status, message = _classify(type("Info", (), {"value": inner})())
+            status, message = _classify(inner)
             return status, message + "\n(it failed once, then passed on the same input: results must not depend " \
                 "on state left over from earlier calls)"
     notes = [_failing_input(n) for n in getattr(exc, "__notes__", []) if n.startswith("Failing test case")]
@@ -274,15 +277,12 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
 
 def _run_suite(slug: str, plugin: ScorePlugin, extra: list[str]) -> int:
     import pytest
+    from hypothesis import configuration
 
     _register(plugin, pytest)
     suite = Path(importlib.import_module(f"autograder.suites.{slug}").__file__).parent
     args = [str(suite), "-q", "-p", "no:cacheprovider", "--assert=plain", "-c", str(suite.parent / "pytest.ini"),
             "--rootdir", str(suite), "--no-header", "-W", "ignore", *extra]
-    import tempfile
-
-    from hypothesis import configuration
-
     cwd = os.getcwd()
     # The environment must not change which tests run or how (PYTEST_ADDOPTS="-k softmax" would), and
     # hypothesis must not write its cache into the submission's folder.

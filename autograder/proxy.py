@@ -113,7 +113,9 @@ class Remote:
         """A bound method of a remote object: ``mha.method("eval")()``."""
         if not isinstance(self._target, codec.Handle) or self._attr:
             raise TypeError("methods can only be taken from remote objects")
-        return Remote(self._student, self._target, name, self._root, f"{self._label}.{name}")
+        bound = Remote(self._student, self._target, name, self._root, f"{self._label}.{name}")
+        bound._generation = self._generation  # the object's worker, not today's
+        return bound
 
     def vjp(self, *args, cotangent, **kwargs) -> dict:
         """Call, then back-propagate ``cotangent``: returns ``out``, ``arg_grads`` and ``param_grads``."""
@@ -133,7 +135,7 @@ class Remote:
 
     def load_parameters(self, state: dict) -> None:
         """Load weights by parameter name; raises ``AssertionError`` naming missing/extra parameters."""
-        msg = {"op": "load_parameters", "target": self._target, "state": state}
+        msg = self._msg("load_parameters", (), {}, state=state)
         out = self._student._request(self._root, f"loading weights into {self._label}", msg)
         if out.get("missing") or out.get("extra"):
             raise AssertionError(

@@ -273,6 +273,7 @@ def _cases(stub) -> dict[str, Case]:
         Case("hostile_sys_exit", release("hostile_sys_exit")),
         Case("hostile_os_exit", release("hostile_os_exit")),
         Case("hostile_fork_and_print", release("hostile_fork_and_print"), watch=True),
+        Case("gaming_mha_always_raises", release("gaming_mha_always_raises")),
         Case("hostile_memory", release("hostile_memory")),
         Case("hostile_fake_result", release("hostile_fake_result"), shared_tmp=True),
         Case("corrupt", corrupt), Case("missing", missing),
@@ -511,7 +512,7 @@ def test_reference_can_be_neither_imported_nor_read(grader):
     for test_id, message in g.messages(CAUSAL_MASK | MHA_FORWARD).items():  # read the file / bypass the blocker
         assert "raised PermissionError" in message, (test_id, message)
     for test_id, message in g.messages(MHA_REJECTS).items():
-        assert "raised PermissionError; expected ValueError" in message, (test_id, message)
+        assert "raised PermissionError" in message, (test_id, message)  # a valid configuration fails too
 
 
 @uses("hostile_sys_exit")
@@ -564,14 +565,24 @@ def test_memory_hog_gets_a_memory_error(grader):
         assert "raised MemoryError" in message, (test_id, message)
 
 
+@uses("gaming_mha_always_raises")
+def test_refusing_every_configuration_does_not_earn_the_rejection_points(grader):
+    g = grader.get("gaming_mha_always_raises")
+    check_scores(g, scores(softmax=0, causal_mask=0, sdpa=0, mha=0), ALL_TESTS)
+    for test_id, message in g.messages(MHA_REJECTS).items():
+        assert "raised ValueError" in message, (test_id, message)
+
+
 @uses("hostile_fake_result")
 def test_fake_results_do_not_replace_the_graders(grader):
     g = grader.get("hostile_fake_result")
-    # Zeros everywhere: only causal_mask's dtype test (bool zeros) and MHA's is_causal (constant output) pass.
-    data = check_scores(g, scores(softmax=0, causal_mask=1, sdpa=0, mha=1), ALL_TESTS - {CM_DTYPE, MHA_CAUSAL})
-    assert data["score"] == 2 and data["submission_sha256"]
+    # Zeros everywhere: only causal_mask's dtype test (bool zeros) passes. A constant MHA output is not
+    # causal attention: changing a token must change its own output.
+    data = check_scores(g, scores(softmax=0, causal_mask=1, sdpa=0, mha=0), ALL_TESTS - {CM_DTYPE})
+    assert data["score"] == 1 and data["submission_sha256"]
+    assert "did not change its own output" in g.messages({MHA_CAUSAL})[MHA_CAUSAL]
     classroom = g.classroom()
-    assert classroom["max_score"] == 28 and sum(t["score"] for t in classroom["tests"]) == 2
+    assert classroom["max_score"] == 28 and sum(t["score"] for t in classroom["tests"]) == 1
     assert "Score: 28" not in g.stdout and "set-output" not in g.stdout
     # The cheat did run: it wrote its full-marks result.json next to its sandbox folder (a world-writable TMPDIR).
     planted = g.tmp / "result.json"

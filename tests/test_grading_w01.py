@@ -41,6 +41,8 @@ EXPECTED = {
     "bug_tie_first_occurrence": (1, 14, TRAIN_OUTPUT),
     # right answers, far too slow on 300 KB: the speed item only
     "bug_quadratic_recount": (10, 14, {"test_train_speed"}),
+    # refusing every vocab_size and yielding an id before reading: no point for either check
+    "gaming_checks": (0, 0, TRAIN | TOKENIZER),
     # special tokens trained on and split by encode: special-token training and encoding tests
     "bug_special_tokens_merged": (6, 4, {"test_train_special_tokens", "test_train_fixed_corpus", "test_train_speed",
                                          "test_encode_matches_reference", "test_encode_production_vocabulary",
@@ -87,6 +89,10 @@ def test_example_submission_scores(name, stub, tmp_path):
         assert "Traceback" not in t["message"] and "grader error" not in t["message"], t
         if name == "stub":
             assert "not implemented yet" in t["message"], t
+    if name == "gaming_checks":
+        messages = {t["id"].split("::")[1]: t["message"] for t in data["tests"]}
+        assert "raised ValueError" in messages["test_train_rejects_small_vocab"]
+        assert "not the first id of encode" in messages["test_encode_iterable_is_lazy"]
     if name == "bug_quadratic_recount":
         speed = next(t for t in data["tests"] if t["id"].endswith("test_train_speed"))
         assert "reference took" in speed["message"] or "the reference" in speed["message"]

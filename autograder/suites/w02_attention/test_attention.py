@@ -257,7 +257,8 @@ def test_mha_gradients(student, c, seed):
 @pytest.mark.exercise("multi_head_attention")
 @pytest.mark.parametrize("d_out,num_heads", [(5, 2), (6, 4), (7, 3)])
 def test_mha_rejects_indivisible_heads(student, d_out, num_heads):
-    """d_out not divisible by num_heads raises ValueError (an assert is accepted)"""
+    """d_out not divisible by num_heads raises ValueError (an assert is accepted); a divisible one does not"""
+    student.MultiHeadAttention(4, d_out - d_out % num_heads, 8, 0.0, num_heads)  # must construct: no error
     try:
         student.MultiHeadAttention(4, d_out, 8, 0.0, num_heads)
     except StudentError as exc:
@@ -273,11 +274,18 @@ def test_mha_rejects_indivisible_heads(student, d_out, num_heads):
 @graded(max_examples=8)
 @given(c=mha_cfg, seed=seeds)
 def test_mha_is_causal(student, c, seed):
-    """changing later tokens never changes earlier outputs (tolerance f32_tol(10 * d_in * d_out))"""
-    _, theirs, d_out = build_pair(student, c, seed % 1000)
+    """changing later tokens never changes earlier outputs, and changing a token changes its own output
+    (tolerance f32_tol(10 * d_in * d_out))"""
+    reference, theirs, d_out = build_pair(student, c, seed % 1000)
     x = randn((c["B"], c["T"], c["d_in"]), seed)
     y = x.clone()
     y[:, -1] += 1.0
     a, b = theirs(x), theirs(y)
     expect_tensor(a, "MultiHeadAttention(x)", shape=(c["B"], c["T"], d_out), floating=True)
-    assert_close(b[:, :-1], a[:, :-1], atol=f32_tol(10 * c["d_in"] * d_out), what="outputs before the changed last token")
+    expect_tensor(b, "MultiHeadAttention(x)", shape=(c["B"], c["T"], d_out), floating=True)
+    tol = f32_tol(10 * c["d_in"] * d_out)
+    assert_close(b[:, :-1], a[:, :-1], atol=tol, what="outputs before the changed last token")
+    with torch.no_grad():  # an output that ignores its input is not causal attention
+        moved = (reference(y.double())[:, -1] - reference(x.double())[:, -1]).abs().max()
+    if moved > 100 * tol and (b[:, -1] - a[:, -1]).abs().max() <= tol:
+        raise AssertionError("changing the last token did not change its own output: does forward use its input?")
