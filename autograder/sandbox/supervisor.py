@@ -177,6 +177,7 @@ class Sandbox:
         )
         os.close(req_r)
         os.close(resp_w)
+        os.set_blocking(self._req_w, False)
         self._loaded = False
         self._started_at = time.monotonic()
 
@@ -246,12 +247,31 @@ class Sandbox:
         raise (CallTimeout if timeout else WorkerDied)(reason)
 
     # -- protocol ----------------------------------------------------------------------------------
-    def _read_exact(self, n: int, deadline: float, doing: str) -> bytes:
+    def _write_all(self, data: bytes, deadline: float, timeout: float, doing: str) -> None:
+        """Write a request without ever blocking past the deadline (the pipe is non-blocking): a worker
+        that stops reading, say because a student thread holds the GIL, cannot hang the grader."""
+        view = memoryview(data)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._fail(f"timed out after {timeout:g} s while {doing} (the worker stopped reading)", timeout=True)
+            _, ready, _ = select.select([], [self._req_w], [], left)
+            if not ready:
+                continue
+            try:
+                view = view[os.write(self._req_w, view[: 1 << 16]) :]
+            except BlockingIOError:
+                continue
+            except OSError:  # the worker is gone (EPIPE)
+                code = self.proc.wait() if self.proc else None
+                self._fail(_exit_reason(code, doing))
+
+    def _read_exact(self, n: int, deadline: float, timeout: float, doing: str) -> bytes:
         chunks, got = [], 0
         while got < n:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._fail(f"timed out after {self._timeout_for:g} s while {doing}", timeout=True)
+                self._fail(f"timed out after {timeout:g} s while {doing}", timeout=True)
             ready, _, _ = select.select([self._resp_r], [], [], left)
             if not ready:
                 continue
@@ -263,16 +283,15 @@ class Sandbox:
             got += len(b)
         return b"".join(chunks)
 
-    def _receive(self, timeout: float, doing: str):
-        self._timeout_for = timeout
-        deadline = time.monotonic() + timeout
-        (n,) = struct.unpack("<Q", self._read_exact(8, deadline, doing))
+    def _receive(self, timeout: float, doing: str, deadline: float | None = None):
+        deadline = deadline or time.monotonic() + timeout
+        (n,) = struct.unpack("<Q", self._read_exact(8, deadline, timeout, doing))
         if n > self.limits.max_reply_bytes:
             self._fail(f"the reply while {doing} was {n} bytes, over the {self.limits.max_reply_bytes} byte limit")
         from . import codec  # imported late: torch loads while the worker is already starting
 
         try:
-            return codec.decode(self._read_exact(n, deadline, doing))
+            return codec.decode(self._read_exact(n, deadline, timeout, doing))
         except codec.CodecError as exc:
             self._fail(f"the worker sent an unreadable reply while {doing} ({exc})")
 
@@ -282,15 +301,9 @@ class Sandbox:
         from . import codec
 
         data = codec.encode(msg)
-        try:
-            os.write(self._req_w, struct.pack("<Q", len(data)))
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._req_w, view) :]
-        except (BrokenPipeError, OSError):
-            code = self.proc.wait() if self.proc else None
-            self._fail(_exit_reason(code, doing))
-        reply = self._receive(timeout, doing)
+        deadline = time.monotonic() + timeout  # one budget for sending the request and getting the reply
+        self._write_all(struct.pack("<Q", len(data)) + data, deadline, timeout, doing)
+        reply = self._receive(timeout, doing, deadline)
         if not isinstance(reply, dict) or reply.get("id") != msg["id"]:
             self._fail(f"the worker sent a reply out of order while {doing}")
         return reply
