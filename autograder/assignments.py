@@ -31,6 +31,9 @@ class Assignment:
     notebook: str  # file name inside assignments/<slug>/ and release/<slug>/
     exercises: tuple[Exercise, ...]
     written: tuple[WrittenQuestion, ...] = field(default_factory=tuple)
+    # Modules of ``sandbox/parts/`` (trusted stand-ins, e.g. "gpt") the worker loads, for tests that swap
+    # them in for a student's earlier exercises or run student code on a trusted model.
+    parts: tuple[str, ...] = ()
 
     def exercise(self, name: str) -> Exercise:
         for ex in self.exercises:

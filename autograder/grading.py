@@ -245,7 +245,7 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
         result.manual = _manual_answers(nb, assignment)
         rules = {ex.name: ex.banned for ex in assignment.exercises if ex.banned}
         result.banned = check_banned(extraction, rules, {ex.name: ex.defines for ex in assignment.exercises})
-        sandbox = Sandbox(_statements(extraction), limits)
+        sandbox = Sandbox(_statements(extraction), limits, parts=assignment.parts)
         sandbox.start()  # imports torch in parallel with our own pytest/hypothesis/torch imports
         from .proxy import Student
 

@@ -52,6 +52,15 @@ class Student:
             raise AttributeError(name)
         return Remote(self, name, None, name)
 
+    def part(self, name: str, *args, **kwargs) -> "Remote":
+        """Build one of the kit's trusted stand-ins in the worker (``sandbox/parts/``): a model to
+        decode from, a seeded generator. Failures here are the grader's, never the student's."""
+        msg = {"op": "part", "name": name, "args": list(args), "kwargs": kwargs}
+        reply = self._sandbox.request(msg, doing=f"building the kit's {name}")
+        if "ok" not in reply:
+            raise RuntimeError(f"could not build the kit's {name}: {reply.get('error')}")
+        return Remote(self, reply["ok"], None, f"kit {name}", f"the kit's {name}")
+
     # -- used by Remote -----------------------------------------------------------------------------
     def _request(self, root: str, label: str, msg: dict, timeout: float | None = None):
         if root in self._struck:
@@ -100,11 +109,21 @@ class Remote:
         self._student, self._target, self._attr, self._root = student, target, attr, root
         self._label = label or (f"{root}.{attr}" if attr else root)
         self._generation = student._sandbox.restarts  # objects die with the worker that holds them
+        self._swap: tuple[str, ...] = ()
+
+    def using(self, *parts: str) -> "Remote":
+        """The same callable, with the submission's ``parts`` names swapped for the kit's trusted ones
+        while each call runs: ``student.TransformerBlock.using("LayerNorm", "FeedForward")(cfg)``
+        grades the block alone, whatever the student's LayerNorm does."""
+        other = Remote(self._student, self._target, self._attr, self._root, self._label)
+        other._generation, other._swap = self._generation, tuple(parts)
+        return other
 
     def _msg(self, op: str, args, kwargs, **extra) -> dict:
         if isinstance(self._target, codec.Handle) and self._generation != self._student._sandbox.restarts:
             raise StudentAbort(f"{self._label} was lost when an earlier call crashed or timed out the worker")
-        return {"op": op, "target": self._target, "attr": self._attr, "args": list(args), "kwargs": kwargs, **extra}
+        return {"op": op, "target": self._target, "attr": self._attr, "args": list(args), "kwargs": kwargs,
+                "swap": list(self._swap), **extra}
 
     def __call__(self, *args, **kwargs):
         return self._wrap(self._student._request(self._root, f"{self._label}(...)", self._msg("call", args, kwargs)))

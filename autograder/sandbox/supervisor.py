@@ -116,8 +116,9 @@ def isolation_plan() -> tuple[int, str]:
 class Sandbox:
     """One worker process at a time, restarted on demand, holding one loaded submission."""
 
-    def __init__(self, statements: list[dict], limits: Limits = Limits()):
+    def __init__(self, statements: list[dict], limits: Limits = Limits(), parts: tuple[str, ...] = ()):
         self.statements = statements
+        self.parts = tuple(parts)  # topics of the kit's trusted stand-ins (sandbox/parts/) the worker loads
         self.limits = limits
         self.proc: subprocess.Popen | None = None
         self.workdir: tempfile.TemporaryDirectory | None = None
@@ -165,7 +166,7 @@ class Sandbox:
 
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-B", str(WORKER), str(req_r), str(resp_w), str(self.drop_uid),
-             ",".join(self._imported_modules())],
+             ",".join(self._imported_modules()), ",".join(self.parts) or "-"],
             pass_fds=(req_r, resp_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ sends anything but data (see ``codec.py``), and it trusts nothing it is sent exc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.abc
@@ -26,6 +27,22 @@ import torch.nn.functional as F  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `python -I` leaves the script's folder out
 import codec  # noqa: E402  (the sibling wire-format module)
+
+PARTS = None  # the kit's trusted stand-ins (parts/), imported only for weeks that use them
+
+
+def _load_parts(topics: list[str]) -> None:
+    global PARTS
+    PARTS = {}
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        for topic in topics:
+            PARTS.update(importlib.import_module(f"parts.{topic}").PARTS)
+    finally:
+        del sys.path[0]
+        for name in [m for m in sys.modules if m == "parts" or m.startswith("parts.")]:
+            del sys.modules[name]  # not importable by name from student code
+
 
 del sys.path[0]  # and nothing else in this folder is for student code
 
@@ -189,6 +206,27 @@ class Worker:
         fn = self._target(target, attr)
         return fn(*self._resolve(args), **self._resolve(kwargs)) if call else fn
 
+    def op_part(self, name, args, kwargs):
+        """Build one of the kit's trusted stand-ins (``parts/``), e.g. a GPT model to decode from."""
+        if PARTS is None:
+            raise RuntimeError("this week's grader has no parts")
+        return PARTS[name](*self._resolve(args), **self._resolve(kwargs))
+
+    @contextlib.contextmanager
+    def _swapped(self, names):
+        """While one request runs, the submission's ``names`` refer to the kit's parts instead."""
+        saved = {n: self.ns[n] for n in names if n in self.ns}
+        try:
+            for n in names:
+                self.ns[n] = PARTS[n]
+            yield
+        finally:
+            for n in names:
+                if n in saved:
+                    self.ns[n] = saved[n]
+                else:
+                    self.ns.pop(n, None)
+
     def op_vjp(self, target, attr, args, kwargs, cotangent):
         """Call with gradients on every floating tensor argument; return output and gradients."""
         args = [a.detach().clone().requires_grad_(True) if _is_float(a) else a for a in self._resolve(args)]
@@ -267,25 +305,33 @@ class Worker:
                 return
             try:
                 op = req["op"]
-                if op == "load":
-                    result = self.op_load(req["statements"])
-                elif op == "call":
-                    result = self.op_call(req["target"], req.get("attr"), req["args"], req["kwargs"], req.get("call", True))
-                elif op == "vjp":
-                    result = self.op_vjp(req["target"], req.get("attr"), req["args"], req["kwargs"], req["cotangent"])
-                elif op == "iterate":
-                    result = self.op_iterate(req["target"], req.get("attr"), req["args"], req["kwargs"], req["mode"],
-                                             req.get("limit", 10_000_000))
-                elif op == "load_parameters":
-                    result = self.op_load_parameters(req["target"], req["state"])
-                else:
-                    raise ValueError(f"unknown op {op!r}")
+                swap = req.get("swap") or ()
+                if swap and (PARTS is None or any(n not in PARTS for n in swap)):
+                    raise RuntimeError(f"cannot swap {swap}: not among this week's parts")
+                with self._swapped(swap):
+                    result = self._dispatch(op, req)
                 reply = {"id": req["id"], "ok": result}
             except _Missing as exc:
                 reply = {"id": req.get("id"), "missing": str(exc.args[0])}
             except BaseException as exc:  # noqa: BLE001  (sys.exit in student code is just an error)
                 reply = {"id": req.get("id"), "error": self._describe(exc)}
             self.send(reply)
+
+    def _dispatch(self, op, req):
+        if op == "load":
+            return self.op_load(req["statements"])
+        if op == "call":
+            return self.op_call(req["target"], req.get("attr"), req["args"], req["kwargs"], req.get("call", True))
+        if op == "vjp":
+            return self.op_vjp(req["target"], req.get("attr"), req["args"], req["kwargs"], req["cotangent"])
+        if op == "iterate":
+            return self.op_iterate(req["target"], req.get("attr"), req["args"], req["kwargs"], req["mode"],
+                                   req.get("limit", 10_000_000))
+        if op == "load_parameters":
+            return self.op_load_parameters(req["target"], req["state"])
+        if op == "part":
+            return self.op_part(req["name"], req["args"], req["kwargs"])
+        raise ValueError(f"unknown op {op!r}")
 
 
 def _is_float(x) -> bool:
@@ -296,6 +342,8 @@ def main() -> None:
     req_fd, resp_fd, drop_uid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     _warm_up()
     _preload(sys.argv[4].split(",") if len(sys.argv) > 4 else [])
+    if len(sys.argv) > 5 and sys.argv[5] != "-":
+        _load_parts(sys.argv[5].split(","))
     isolation = _drop_privileges(drop_uid)
     sys.meta_path.insert(0, _BlockKit())
     torch.manual_seed(0)
