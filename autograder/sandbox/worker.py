@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.abc
+import io
 import math  # noqa: F401  (pre-imported for students before privileges drop)
 import os
 import resource
@@ -67,7 +68,8 @@ class _BlockKit(importlib.abc.MetaPathFinder):
 # grader asks (the submission imports them), since each costs start-up time.
 STDLIB = ("array", "base64", "bisect", "collections", "copy", "dataclasses", "enum", "functools", "gzip", "heapq",
           "io", "itertools", "json", "operator", "pathlib", "random", "re", "statistics", "string", "struct",
-          "textwrap", "time", "typing", "unicodedata", "warnings", "abc", "shlex", "contextlib", "numbers")
+          "textwrap", "time", "typing", "unicodedata", "warnings", "abc", "shlex", "contextlib", "numbers",
+          "pickle", "zipfile", "tempfile", "shutil", "glob", "csv", "string", "os.path")
 LIBRARIES = ("regex", "tiktoken", "numpy", "tqdm", "tqdm.auto")  # plotting is never graded: not worth the start-up
 
 
@@ -89,6 +91,10 @@ def _warm_up():
     nn.Dropout(0.1)(y).sum().backward()
     torch.tril(torch.ones(2, 2)).triu().bool().any()
     torch.nan_to_num(torch.where(x > 0, x, 0.0)).logsumexp(-1).exp().sqrt().var()
+    buffer = io.BytesIO()  # checkpoints (week 4): torch.save/load import their helpers lazily
+    torch.save({"w": lin.state_dict(), "opt": torch.optim.SGD(lin.parameters(), lr=0.1).state_dict()}, buffer)
+    buffer.seek(0)
+    torch.load(buffer, weights_only=True)
 
 
 def _drop_privileges(uid: int) -> str:
