@@ -25,8 +25,15 @@ def _grade(args) -> int:
     if problem:
         print(f"llmkit grade: {problem}", file=sys.stderr)
         return 1
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("llmkit grade: --device cuda needs a GPU that PyTorch can use (torch.cuda.is_available() is False)",
+                  file=sys.stderr)
+            return 2
     try:
-        result = grade(args.submission, args.assignment, limits)
+        result = grade(args.submission, args.assignment, limits, device=args.device)
     except RuntimeError as exc:  # the grader itself could not run: no score, non-zero exit
         print(f"llmkit grade: grading could not run: {exc}", file=sys.stderr)
         return 1
@@ -100,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--github", action="store_true", help="also write the GitHub job summary and step output")
     g.add_argument("--call-timeout", type=float, default=10.0, help="seconds allowed per call of student code")
     g.add_argument("--memory-mb", type=int, default=4096, help="address-space limit of the student worker")
+    g.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the hidden tests run student code (cuda: on a GPU runner)")
     g.set_defaults(func=_grade)
 
     r = sub.add_parser("release", help="build the student template from the instructor notebooks")

@@ -85,8 +85,11 @@ class _Banned(BaseException):
 class ScorePlugin:
     """Gives the suite its ``student`` fixture and turns pytest reports into ``TestRecord``s."""
 
-    def __init__(self, student: Student | None, banned: dict[str, str], reject: str | None = None):
+    def __init__(self, student: Student | None, banned: dict[str, str], reject: str | None = None,
+                 device: str = "cpu"):
         self._student = student
+        self._device = device
+        self.not_run_here: list[str] = []  # tests for another device, left out of the maximum
         self.banned = banned
         self.reject = reject  # set when the notebook is unreadable: every test fails with this reason
         self.records: dict[str, TestRecord] = {}
@@ -96,11 +99,26 @@ class ScorePlugin:
     def student(self):
         return self._student
 
+    def device(self):
+        """Where tests put tensors and models: "cpu", or "cuda" on a GPU runner (``--device cuda``)."""
+        return self._device
+
     def pytest_configure(self, config):
         config.addinivalue_line("markers", "points(n): points the test is worth")
         config.addinivalue_line("markers", "exercise(name): the exercise the test grades")
+        config.addinivalue_line("markers", "requires_device(name): only graded when grading on that device")
 
     def pytest_collection_modifyitems(self, items):
+        # A GPU-only item graded on a CPU runner is neither passed nor failed: it is left out of the
+        # maximum and listed in the result, so CPU and GPU runs are each complete on their own terms.
+        keep = []
+        for item in items:
+            needs = _marker_arg(item, "requires_device")
+            if needs and needs != self._device:
+                self.not_run_here.append(f"{item.name} (needs --device {needs})")
+            else:
+                keep.append(item)
+        items[:] = keep
         self.collected = len(items)
 
     def pytest_deselected(self, items):
@@ -219,8 +237,12 @@ def _manual_answers(nb, assignment: Assignment) -> list[dict]:
     return out
 
 
-def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_args: list[str] | None = None) -> Result:
-    """Grade ``submission`` for assignment ``slug``; always returns a complete ``Result``."""
+def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_args: list[str] | None = None,
+          device: str = "cpu") -> Result:
+    """Grade ``submission`` for assignment ``slug``; always returns a complete ``Result``.
+
+    ``device`` ("cpu" or "cuda") is handed to the hidden tests; items marked
+    ``requires_device("cuda")`` are graded only there and otherwise left out of the maximum."""
     started = time.monotonic()
     assignment = get_assignment(slug)
     result = Result(assignment=slug, submission=str(submission), limits=limits.describe())
@@ -233,7 +255,7 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
     except NotebookError as exc:
         result.status = "rejected"
         result.warnings.append(str(exc))
-        plugin = ScorePlugin(None, {}, reject=str(exc))
+        plugin = ScorePlugin(None, {}, reject=str(exc), device=device)
     else:
         extraction = extract(nb)
         result.extraction = {
@@ -249,8 +271,8 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
         sandbox.start()  # imports torch in parallel with our own pytest/hypothesis/torch imports
         from .proxy import Student
 
-        plugin = ScorePlugin(Student(sandbox, extraction), result.banned)
-    result.environment = _environment()
+        plugin = ScorePlugin(Student(sandbox, extraction), result.banned, device=device)
+    result.environment = _environment() | {"device": device}
     try:
         code = _run_suite(slug, plugin, suite_args or [])
     finally:
@@ -263,6 +285,8 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
     if len(plugin.records) != plugin.collected or not plugin.collected:
         raise RuntimeError(f"the hidden suite ran {len(plugin.records)} of {plugin.collected} tests")
     result.tests = sorted(plugin.records.values(), key=lambda r: _exercise_order(assignment, r))
+    if plugin.not_run_here:
+        result.warnings.append(f"not graded on {device} (left out of the maximum): " + ", ".join(plugin.not_run_here))
     if sandbox is not None:
         # Not warnings: a failed definition only matters if a graded function needs it, and then that
         # test's message says so. Kept in the record for the course staff.
@@ -310,6 +334,7 @@ def _register(plugin: ScorePlugin, pytest) -> None:
     cls = type(plugin)
     if not hasattr(cls, "_decorated"):
         cls.student = pytest.fixture(name="student")(cls.student)
+        cls.device = pytest.fixture(name="device")(cls.device)
         cls.pytest_runtest_makereport = pytest.hookimpl(hookwrapper=True)(cls.pytest_runtest_makereport)
         cls._decorated = True
 
