@@ -52,14 +52,16 @@ class Student:
             raise AttributeError(name)
         return Remote(self, name, None, name)
 
-    def part(self, name: str, *args, **kwargs) -> "Remote":
-        """Build one of the kit's trusted stand-ins in the worker (``sandbox/parts/``): a model to
-        decode from, a seeded generator. Failures here are the grader's, never the student's."""
+    def part(self, name: str, *args, **kwargs):
+        """Build or call one of the kit's trusted stand-ins in the worker (``sandbox/parts/``): a model to
+        decode from, a seeded generator, a helper that reads facts off a student's object. Failures
+        here are the grader's, never the student's."""
         msg = {"op": "part", "name": name, "args": list(args), "kwargs": kwargs}
         reply = self._sandbox.request(msg, doing=f"building the kit's {name}")
         if "ok" not in reply:
             raise RuntimeError(f"could not build the kit's {name}: {reply.get('error')}")
-        return Remote(self, reply["ok"], None, f"kit {name}", f"the kit's {name}")
+        value = reply["ok"]  # an object stays in the worker (a handle); plain data comes back as it is
+        return Remote(self, value, None, f"kit {name}", f"the kit's {name}") if isinstance(value, codec.Handle) else value
 
     # -- used by Remote -----------------------------------------------------------------------------
     def _request(self, root: str, label: str, msg: dict, timeout: float | None = None):
