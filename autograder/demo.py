@@ -14,16 +14,33 @@ from pathlib import Path
 from .release import KIT_ROOT, build_release
 
 
-def _submission_notebook(stub_path: Path, code: str, target: Path) -> Path:
-    """The released stub with the submission's code appended as a last cell (as a student would fill it)."""
+def _submission_notebook(stub_path: Path, code: str | list[str], target: Path) -> Path:
+    """The released stub with the submission's code appended as last cells (as a student would fill it)."""
     import nbformat
 
     nb = nbformat.read(stub_path, as_version=4)
     nb = copy.deepcopy(nb)
-    nb.cells.append(nbformat.v4.new_code_cell(code))
+    for cell in [code] if isinstance(code, str) else code:
+        nb.cells.append(nbformat.v4.new_code_cell(cell))
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     return target
+
+
+def example_cells(path: Path) -> list[str]:
+    """The code cells of an example submission. A file whose first line is ``# builds on: <name>`` holds
+    only what it changes: it is graded after the cells of ``<name>.py`` in the same folder (later cells
+    win, as when a notebook runs top to bottom), so each bug file shows just its bug."""
+    code = path.read_text()
+    first = code.split("\n", 1)[0]
+    if first.startswith("# builds on:"):
+        base = path.with_name(first.split(":", 1)[1].strip() + ".py")
+        return example_cells(base) + [code]
+    return [code]
+
+
+def example_notebook(stub_path: Path, example: Path, target: Path) -> Path:
+    return _submission_notebook(stub_path, example_cells(example), target)
 
 
 def run_demo(out: Path) -> int:
@@ -41,8 +58,8 @@ def run_demo(out: Path) -> int:
                  "untouched stub": release / slug / assignment.notebook}
         for example in sorted((KIT_ROOT / "tests" / "submissions" / slug).glob("*.py")):
             if example.stem.startswith(("correct", "bug_")):
-                cases[example.stem] = _submission_notebook(release / slug / assignment.notebook, example.read_text(),
-                                                           out / "submissions" / slug / f"{example.stem}.ipynb")
+                cases[example.stem] = example_notebook(release / slug / assignment.notebook, example,
+                                                       out / "submissions" / slug / f"{example.stem}.ipynb")
         for name, notebook in cases.items():
             started = time.monotonic()
             result = grade(notebook, slug)

@@ -56,7 +56,7 @@ class Student:
         """Build or call one of the kit's trusted stand-ins in the worker (``sandbox/parts/``): a model to
         decode from, a seeded generator, a helper that reads facts off a student's object. Failures
         here are the grader's, never the student's."""
-        msg = {"op": "part", "name": name, "args": list(args), "kwargs": kwargs}
+        msg = {"op": "part", "name": name, "args": _handles(list(args)), "kwargs": _handles(kwargs)}
         reply = self._sandbox.request(msg, doing=f"building the kit's {name}")
         if "ok" not in reply:
             raise RuntimeError(f"could not build the kit's {name}: {reply.get('error')}")
@@ -104,6 +104,23 @@ class Student:
         return msg
 
 
+def _handles(value):
+    """Remote objects passed as arguments travel as the handles the worker knows them by."""
+    if isinstance(value, Remote):
+        if not isinstance(value._target, codec.Handle) or value._attr:
+            raise TypeError(f"{value._label} cannot be passed to student code (only objects can)")
+        if value._generation != value._student._sandbox.restarts:
+            raise StudentAbort(f"{value._label} was lost when an earlier call crashed or timed out the worker")
+        return value._target
+    if isinstance(value, list):
+        return [_handles(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_handles(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _handles(v) for k, v in value.items()}
+    return value
+
+
 class Remote:
     """A function, class or object living in the worker."""
 
@@ -124,8 +141,8 @@ class Remote:
     def _msg(self, op: str, args, kwargs, **extra) -> dict:
         if isinstance(self._target, codec.Handle) and self._generation != self._student._sandbox.restarts:
             raise StudentAbort(f"{self._label} was lost when an earlier call crashed or timed out the worker")
-        return {"op": op, "target": self._target, "attr": self._attr, "args": list(args), "kwargs": kwargs,
-                "swap": list(self._swap), **extra}
+        return {"op": op, "target": self._target, "attr": self._attr, "args": _handles(list(args)),
+                "kwargs": _handles(kwargs), "swap": list(self._swap), **extra}
 
     def __call__(self, *args, **kwargs):
         return self._wrap(self._student._request(self._root, f"{self._label}(...)", self._msg("call", args, kwargs)))

@@ -85,10 +85,20 @@ class TransformerBlock(nn.Module):
         return x + self.drop_shortcut(self.ff(self.norm2(x)))
 
 
+class CountingEmbedding(nn.Embedding):
+    """An embedding that counts the positions it has looked up: a KV cache embeds each position once."""
+
+    positions_seen = 0
+
+    def forward(self, idx):
+        self.positions_seen += idx.numel() // max(idx.shape[0], 1) if idx.dim() > 1 else idx.numel()
+        return super().forward(idx)
+
+
 class GPTModel(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
+        self.tok_emb = CountingEmbedding(cfg["vocab_size"], cfg["emb_dim"])
         self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
         self.drop_emb = nn.Dropout(cfg["drop_rate"])
         self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
@@ -122,6 +132,12 @@ def top_p_filter(logits, p):
     return logits.masked_fill(~keep, float("-inf"))
 
 
+def positions_embedded(model) -> int:
+    """How many positions (per sequence) the model's token embedding has looked up so far; then reset."""
+    seen, model.tok_emb.positions_seen = model.tok_emb.positions_seen, 0
+    return int(seen)
+
+
 def generator(seed: int) -> torch.Generator:
     """A seeded random generator for the student's sampling code (the wire cannot carry one)."""
     return torch.Generator().manual_seed(int(seed))
@@ -131,5 +147,5 @@ def generator(seed: int) -> torch.Generator:
 PARTS = {
     "LayerNorm": LayerNorm, "GELU": GELU, "FeedForward": FeedForward, "MultiHeadAttention": MultiHeadAttention,
     "TransformerBlock": TransformerBlock, "GPTModel": GPTModel, "top_k_filter": top_k_filter,
-    "top_p_filter": top_p_filter, "generator": generator,
+    "top_p_filter": top_p_filter, "generator": generator, "positions_embedded": positions_embedded,
 }
