@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from autograder.proxy import Student, StudentError
 from autograder.sandbox.parts import gpt as parts
+from autograder.sandbox.parts import retrieval as retrieval_parts
 from autograder.sandbox.supervisor import Limits, Sandbox
 from autograder.student.notebook import extract
 from reference import gpt as ref
+from reference import retrieval as ref_retrieval
 
 torch.set_num_threads(1)
 
@@ -55,6 +57,31 @@ def test_parts_filters_equal_the_reference(seed, vocab, k, p, ties):
     if ((mass_above - p).abs() < 1e-9).any():  # a cumulative sum and a direct sum may round apart here
         return
     assert torch.equal(parts.top_p_filter(logits, p), ref.top_p_filter(logits, p))
+
+
+words = st.sampled_from(["rag", "bm25", "dense", "Vector", "the", "a", "zebra"])
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(query=st.lists(words, max_size=5), docs=st.lists(st.lists(words, max_size=8), max_size=6),
+       k1=st.sampled_from([0.5, 1.5]), b=st.sampled_from([0.0, 0.75, 1.0]), seed=st.integers(0, 10_000),
+       k=st.integers(0, 8), alpha=st.sampled_from([0.0, 0.3, 1.0]), zero=st.booleans())
+def test_parts_retrieval_equals_the_reference(query, docs, k1, b, seed, k, alpha, zero):
+    import numpy as np
+
+    text = " ".join(w.upper() + "," for w in query)
+    assert retrieval_parts.tokenize(text) == ref_retrieval.tokenize(text)
+    lexical = retrieval_parts.bm25_scores(query, docs, k1, b)
+    np.testing.assert_allclose(lexical, ref_retrieval.bm25_scores(query, docs, k1, b), rtol=1e-12, atol=1e-12)
+    rng = np.random.default_rng(seed)
+    matrix = rng.integers(-2, 3, size=(len(docs), 3)).astype(np.float32)  # small integers: exact ties happen
+    qvec = np.zeros(3, np.float32) if zero else rng.integers(-2, 3, size=3).astype(np.float32)
+    got, want = retrieval_parts.cosine_top_k(qvec, matrix, k), ref_retrieval.cosine_top_k(qvec, matrix, k)
+    assert got[0] == want[0]
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-12)
+    dense = ref_retrieval.cosine_scores(qvec, matrix).tolist() if len(docs) else []
+    np.testing.assert_allclose(retrieval_parts.hybrid_scores(lexical, dense, alpha),
+                               ref_retrieval.hybrid_scores(lexical, dense, alpha), rtol=1e-12, atol=1e-12)
 
 
 SUBMISSION = '''
