@@ -278,6 +278,27 @@ def test_the_leak_detector_finds_a_planted_reference_line_and_one_inside_a_noteb
     assert any(leak.startswith(f"{SLUG}/{NB_NAME}: solution line") for leak in leaks), leaks
 
 
+def test_a_line_one_week_publishes_is_not_a_secret_of_another():
+    """A later week keeps its pasted week-3 model inside a solution region; the lines week 3's stub
+    shows (``class FeedForward(nn.Module):``) stay public, while a line no notebook shows stays secret."""
+    def notebook(cells):
+        nb = nbformat.v4.new_notebook()
+        for source, solution in cells:
+            cell = nbformat.v4.new_code_cell(source)
+            cell.metadata["nbgrader"] = {"solution": solution, "grade_id": f"c{len(nb.cells)}", "locked": not solution,
+                                         "schema_version": 3, "grade": False}
+            nb.cells.append(cell)
+        return nb
+
+    published = notebook([("class FeedForward(nn.Module):\n    ### BEGIN SOLUTION\n    hidden_width = 4 * d\n"
+                           "    ### END SOLUTION\n", True)])
+    later = notebook([("### BEGIN SOLUTION\nclass FeedForward(nn.Module):\n    secret_width = 4 * d\n"
+                       "### END SOLUTION\n", True)])
+    secrets = trusted_secrets([published, later])["solution"]
+    assert "class FeedForward(nn.Module):" not in secrets
+    assert {"hidden_width = 4 * d", "secret_width = 4 * d"} <= secrets
+
+
 def test_build_release_refuses_to_write_a_leaking_release(tmp_path):
     """A public test that quotes a solution line stops the release, and nothing is left behind."""
     source = _copy_assignment(tmp_path, nbformat.read(SOURCE_NB, as_version=4))
