@@ -58,18 +58,25 @@ def find_banned(node: ast.AST, banned: set[str], aliases: dict[str, str]) -> lis
 
 
 def _helpers_used(node: ast.AST, extraction: Extraction, graded: set[str]) -> list:
-    """Module-level functions/classes the definition refers to, transitively, other than graded ones
-    (those are graded on their own: calling your own ``softmax`` from attention is the point)."""
+    """Module-level definitions (functions, classes, constants) the definition refers to, transitively,
+    other than graded ones (those are graded on their own: calling your own ``softmax`` from attention
+    is the point)."""
     seen: dict[str, object] = {}
     stack = [node]
     while stack:
         for sub in ast.walk(stack.pop()):
             if isinstance(sub, ast.Name) and sub.id not in graded and sub.id not in seen:
                 stmt = extraction.where(sub.id)
-                if stmt is not None and stmt.source.lstrip().startswith(("def ", "class ", "@", "async def ")):
+                if stmt is not None:  # a function, a class, or a constant it reads (``BASE = ...``)
                     seen[sub.id] = stmt
                     stack.append(ast.parse(stmt.source))
     return list(seen.values())
+
+
+# Banned in every exercise: ways to reach the grading process's own objects from inside the worker
+# (the kit's trusted parts, the worker's state). Graded code has no use for them.
+INTROSPECTION = ("__main__", "gc", "_getframe", "currentframe", "f_back", "f_globals", "f_locals", "tb_frame",
+                 "gi_frame", "cr_frame", "get_objects", "get_referrers", "get_referents", "__subclasses__")
 
 
 def check_banned(extraction: Extraction, rules: dict[str, tuple[str, ...]], definitions: dict[str, str]) -> dict[str, str]:
@@ -81,8 +88,8 @@ def check_banned(extraction: Extraction, rules: dict[str, tuple[str, ...]], defi
     module_tree = ast.parse(extraction.source)
     graded = set(definitions.values())
     violations = {}
-    for exercise, names in rules.items():
-        banned = set(names)
+    for exercise in definitions:
+        banned = set(rules.get(exercise, ())) | set(INTROSPECTION)
         aliases = _module_aliases(module_tree, banned)
         stmt = extraction.where(definitions[exercise])
         if stmt is None:
@@ -93,9 +100,15 @@ def check_banned(extraction: Extraction, rules: dict[str, tuple[str, ...]], defi
             if hits:
                 line, name = hits[0]
                 via = "" if where is stmt else f" through `{where.names[0]}`"
+                if name in INTROSPECTION and name not in rules.get(exercise, ()):
+                    violations[exercise] = (
+                        f"`{definitions[exercise]}` uses `{name}`{via} (cell {where.cell}, line "
+                        f"{where.line + line - 1}): graded code may not inspect the interpreter's own objects "
+                        f"({', '.join(INTROSPECTION)}). The exercise scores 0 until it is removed.")
+                    break
                 violations[exercise] = (
                     f"`{definitions[exercise]}` uses `{name}`{via} (cell {where.cell}, line {where.line + line - 1}), "
-                    f"which this exercise asks you to write yourself. Banned here: {', '.join(sorted(banned))}. "
+                    f"which this exercise asks you to write yourself. Banned here: {', '.join(sorted(rules[exercise]))}. "
                     "The exercise scores 0 until it is removed."
                 )
                 break

@@ -265,7 +265,7 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
         result.warnings += [f"syntax error in {e}" for e in extraction.syntax_errors]
         result.warnings += checksums.modified_locked_cells(nb, _original_notebook(assignment))
         result.manual = _manual_answers(nb, assignment)
-        rules = {ex.name: ex.banned for ex in assignment.exercises if ex.banned}
+        rules = {ex.name: ex.banned for ex in assignment.exercises}
         result.banned = check_banned(extraction, rules, {ex.name: ex.defines for ex in assignment.exercises})
         sandbox = Sandbox(_statements(extraction), limits, parts=assignment.parts)
         sandbox.start()  # imports torch in parallel with our own pytest/hypothesis/torch imports

@@ -218,3 +218,25 @@ def test_grading_zeroes_an_exercise_that_uses_a_banned_api(tmp_path):
         assert t.status == "fail" and t.points == 0
         assert t.message == result.banned["softmax"]
         assert f"`softmax` uses `softmax` (cell {cell_index}, line {banned_line})" in t.message
+
+
+@pytest.mark.parametrize("body", [
+    "    import __main__\n    return __main__.parts\n",
+    "    return __import__('__main__')\n",
+    "    import gc\n    return [o for o in gc.get_objects() if isinstance(o, type)]\n",
+    "    import sys\n    return sys._getframe(1).f_locals\n",
+    "    return object.__subclasses__()\n",
+])
+def test_reaching_into_the_graders_objects_is_banned_in_every_exercise(body):
+    """Introspection that could reach the worker's trusted parts zeroes the exercise, even one (causal_mask)
+    that bans nothing else."""
+    found = violations(GOOD_SOFTMAX, "import torch\n\ndef causal_mask(T):\n" + body)
+    assert set(found) == {"causal_mask"}
+    assert "may not inspect the interpreter's own objects" in found["causal_mask"]
+
+
+def test_a_constant_a_definition_reads_is_checked_too():
+    """``class MultiHeadAttention(BASE)`` with ``BASE = __import__("__main__")...`` is caught through BASE."""
+    found = violations(GOOD_SOFTMAX, GOOD_MASK, GOOD_SDPA,
+                       "BASE = __import__('__main__').Worker\n\nclass MultiHeadAttention(BASE):\n    pass\n")
+    assert "through `BASE`" in found["multi_head_attention"]

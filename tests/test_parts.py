@@ -108,6 +108,10 @@ def which_norm():
 def steal_parts():
     import parts
     return 1
+
+def parts_on_main():
+    import __main__
+    return [n for n, v in vars(__main__).items() if isinstance(v, dict) and "GPTModel" in v]
 '''
 
 
@@ -147,6 +151,7 @@ def test_kit_models_are_built_in_the_worker_and_take_weights(student):
 def test_parts_are_not_importable_by_submissions(student):
     with pytest.raises(StudentError, match="ModuleNotFoundError|ImportError"):
         student.steal_parts()
+    assert student.parts_on_main() == []  # not a global of the worker's __main__ either
 
 
 def test_a_week_without_parts_has_none():

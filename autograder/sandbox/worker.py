@@ -29,16 +29,15 @@ import torch.nn.functional as F  # noqa: F401
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `python -I` leaves the script's folder out
 import codec  # noqa: E402  (the sibling wire-format module)
 
-PARTS = None  # the kit's trusted stand-ins (parts/), imported only for weeks that use them
-
-
-def _load_parts(topics: list[str]) -> None:
-    global PARTS
-    PARTS = {}
+def _load_parts(topics: list[str]) -> dict:
+    """The kit's trusted stand-ins (parts/) for weeks that use them. Held by the Worker object only, not
+    as a module global, so ``import __main__`` does not hand them to a submission."""
+    parts = {}
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     try:
         for topic in topics:
-            PARTS.update(importlib.import_module(f"parts.{topic}").PARTS)
+            parts.update(importlib.import_module(f"parts.{topic}").PARTS)
+        return parts
     finally:
         del sys.path[0]
         for name in [m for m in sys.modules if m == "parts" or m.startswith("parts.")]:
@@ -114,7 +113,8 @@ def _drop_privileges(uid: int) -> str:
 
 
 class Worker:
-    def __init__(self, req_fd: int, resp_fd: int):
+    def __init__(self, req_fd: int, resp_fd: int, parts: dict | None = None):
+        self.parts = parts
         self.req = os.fdopen(req_fd, "rb", buffering=0)
         self.resp = os.fdopen(resp_fd, "wb", buffering=0)
         self.ns: dict = {"__name__": "submission"}
@@ -214,9 +214,9 @@ class Worker:
 
     def op_part(self, name, args, kwargs):
         """Build one of the kit's trusted stand-ins (``parts/``), e.g. a GPT model to decode from."""
-        if PARTS is None:
+        if self.parts is None:
             raise RuntimeError("this week's grader has no parts")
-        return PARTS[name](*self._resolve(args), **self._resolve(kwargs))
+        return self.parts[name](*self._resolve(args), **self._resolve(kwargs))
 
     @contextlib.contextmanager
     def _swapped(self, names):
@@ -224,7 +224,7 @@ class Worker:
         saved = {n: self.ns[n] for n in names if n in self.ns}
         try:
             for n in names:
-                self.ns[n] = PARTS[n]
+                self.ns[n] = self.parts[n]
             yield
         finally:
             for n in names:
@@ -312,7 +312,7 @@ class Worker:
             try:
                 op = req["op"]
                 swap = req.get("swap") or ()
-                if swap and (PARTS is None or any(n not in PARTS for n in swap)):
+                if swap and (self.parts is None or any(n not in self.parts for n in swap)):
                     raise RuntimeError(f"cannot swap {swap}: not among this week's parts")
                 with self._swapped(swap):
                     result = self._dispatch(op, req)
@@ -348,8 +348,7 @@ def main() -> None:
     req_fd, resp_fd, drop_uid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     _warm_up()
     _preload(sys.argv[4].split(",") if len(sys.argv) > 4 else [])
-    if len(sys.argv) > 5 and sys.argv[5] != "-":
-        _load_parts(sys.argv[5].split(","))
+    parts = _load_parts(sys.argv[5].split(",")) if len(sys.argv) > 5 and sys.argv[5] != "-" else None
     isolation = _drop_privileges(drop_uid)
     sys.meta_path.insert(0, _BlockKit())
     torch.manual_seed(0)
@@ -357,7 +356,7 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    worker = Worker(req_fd, resp_fd)
+    worker = Worker(req_fd, resp_fd, parts)
     worker.send({"ready": {"isolation": isolation, "uid": os.getuid(), "pid": os.getpid()}})
     worker.serve()
 
