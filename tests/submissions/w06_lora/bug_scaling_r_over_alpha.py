@@ -1,0 +1,69 @@
+# BUG: the update is scaled by r / alpha instead of alpha / r.
+# Must lose points: every LoRALinear test that compares outputs or gradients with non-zero B (forward 3,
+# gradients 2, dropout 2, merge 2); invisible only when alpha == r.
+# Must keep full marks: LoRALinear's parameter, initialisation, starts-as-base (B = 0 hides the scale),
+# error and merge-leaves-the-adapter-intact tests, and the other three exercises.
+import math
+
+import torch
+import torch.nn as nn
+
+
+def count_trainable_parameters(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class LoRALinear(nn.Module):
+    def __init__(self, base, r, alpha, dropout=0.0):
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError("base must be an nn.Linear")
+        if not isinstance(r, int) or r <= 0:
+            raise ValueError("r must be a positive int")
+        self.base = base
+        self.base.requires_grad_(False)
+        self.r, self.alpha, self.scaling = r, alpha, r / alpha  # BUG
+        w = base.weight
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=w.dtype, device=w.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=w.dtype, device=w.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scaling
+
+    def merge(self):
+        b = self.base
+        merged = nn.Linear(b.in_features, b.out_features, bias=b.bias is not None, dtype=b.weight.dtype)
+        with torch.no_grad():
+            merged.weight.copy_(b.weight + self.scaling * self.lora_B @ self.lora_A)
+            if b.bias is not None:
+                merged.bias.copy_(b.bias)
+        return merged
+
+
+def apply_lora(model, r, alpha, target_modules, dropout=0.0):
+    targets = list(target_modules)
+    chosen, used = [], set()
+    for name, module in model.named_modules():
+        hit = {t for t in targets if name == t or name.endswith("." + t)}
+        if hit:
+            if not isinstance(module, nn.Linear):
+                raise TypeError(f"{name} is not an nn.Linear")
+            chosen.append(name)
+            used |= hit
+    if not targets or used != set(targets):
+        raise ValueError("a target matches nothing")
+    model.requires_grad_(False)
+    for name in chosen:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, LoRALinear(model.get_submodule(name), r, alpha, dropout))
+    return model
+
+
+def merge_lora(model):
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LoRALinear):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, module.merge())
+    return model
