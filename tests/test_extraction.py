@@ -255,3 +255,15 @@ def test_constant_case_names_keep_computed_values():
     ex = extract(nb("import regex\nPAT = regex.compile('a+')\n_INF = float('inf')\npat = regex.compile('b')\n"
                     "Mixed_Case = len('x')\n"))
     assert ex.defined() == {"regex", "PAT", "_INF"}
+
+
+def test_display_only_imports_are_not_run_in_the_worker():
+    """Plotting is never graded: its imports are not sent to the worker (they cost seconds per grade)."""
+    from autograder.grading import _statements
+
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": src} for src in (
+        "import matplotlib.pyplot as plt\nfrom IPython.display import HTML\nimport seaborn as sns",
+        "import torch, matplotlib\nfrom torch import nn\n\ndef f(x):\n    return x",
+    )]}
+    sent = [s["source"] for s in _statements(extract(nb))]
+    assert sent == ["import torch, matplotlib", "from torch import nn", "def f(x):\n    return x"]
