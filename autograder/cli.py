@@ -124,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default="build/demo")
     d.set_defaults(func=_demo)
 
+    # Class grading (llmkit grade-all, llmkit gradebook ...) and platform exports (llmkit export ...) live in
+    # their own packages; their heavy imports happen only when one of their commands runs.
+    from .export.cli import add_parsers as add_export_parsers
+    from .gradebook.cli_commands import add_parsers as add_gradebook_parsers
+
+    add_gradebook_parsers(sub)
+    add_export_parsers(sub)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)
