@@ -238,11 +238,12 @@ def _manual_answers(nb, assignment: Assignment) -> list[dict]:
 
 
 def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_args: list[str] | None = None,
-          device: str = "cpu") -> Result:
+          device: str = "cpu", sandbox_factory=Sandbox) -> Result:
     """Grade ``submission`` for assignment ``slug``; always returns a complete ``Result``.
 
     ``device`` ("cpu" or "cuda") is handed to the hidden tests; items marked
-    ``requires_device("cuda")`` are graded only there and otherwise left out of the maximum."""
+    ``requires_device("cuda")`` are graded only there and otherwise left out of the maximum.
+    ``sandbox_factory`` builds the worker's supervisor (the class grader passes a pre-warmed one)."""
     started = time.monotonic()
     assignment = get_assignment(slug)
     result = Result(assignment=slug, submission=str(submission), limits=limits.describe())
@@ -267,7 +268,7 @@ def grade(submission: str | Path, slug: str, limits: Limits = Limits(), suite_ar
         result.manual = _manual_answers(nb, assignment)
         rules = {ex.name: ex.banned for ex in assignment.exercises}
         result.banned = check_banned(extraction, rules, {ex.name: ex.defines for ex in assignment.exercises})
-        sandbox = Sandbox(_statements(extraction), limits, parts=assignment.parts)
+        sandbox = sandbox_factory(_statements(extraction), limits, parts=assignment.parts)
         sandbox.start()  # imports torch in parallel with our own pytest/hypothesis/torch imports
         from .proxy import Student
 

@@ -11,7 +11,7 @@ hypothesis: once in the grader and once in the student's worker. For a class, ``
   waits, still holding nothing of the submission, until the engine's ``Sandbox.start()`` launches it.
 
 The launch goes through the engine's own code: ``Sandbox.start()`` builds the worker command, environment,
-pipes and limits as always, and calls ``subprocess.Popen``; here that call is answered by ``ForkLaunch``,
+pipes and limits as always, and calls its ``_spawn`` hook; here ``PrewarmedSandbox._spawn`` answers with ``ForkLaunch``,
 which hands the pipes (``SCM_RIGHTS``), command line, environment and folder to the waiting worker. The worker
 then does what ``Popen``'s ``preexec_fn`` and ``python -I -B`` would have done (own session, resource limits,
 only the pipes open, standard streams on ``/dev/null``, scrubbed environment, isolated ``sys.path``, no kit
@@ -232,8 +232,7 @@ def _close_all_but(keep: set[int]) -> None:
 
 
 class ForkLaunch:
-    """Stands in for the ``subprocess`` module inside ``Sandbox.start()``: its worker ``Popen`` launches the
-    pre-forked worker; any other call goes to the real ``subprocess``."""
+    """Launches the engine's worker command in the pre-forked process instead of exec'ing a new Python."""
 
     def __init__(self, prefork: Prefork, limits, worker_script: Path):
         self._prefork = prefork
@@ -241,10 +240,7 @@ class ForkLaunch:
         self._script = str(worker_script)
         self.launched = False
 
-    def __getattr__(self, name):
-        return getattr(subprocess, name)
-
-    def Popen(self, args, **kw):  # noqa: N802  (the name it stands in for)
+    def Popen(self, args, **kw):  # noqa: N802  (stands in for subprocess.Popen)
         known = {"pass_fds", "stdin", "stdout", "stderr", "cwd", "env", "preexec_fn", "close_fds"}
         if (set(kw) - known or len(args) < 4 or args[0] != sys.executable or args[1:3] != ["-I", "-B"]
                 or args[3] != self._script or not kw.get("close_fds", True)
@@ -260,25 +256,22 @@ class ForkLaunch:
 
 
 def sandbox_class(prefork: Prefork | None):
-    """The engine's ``Sandbox`` whose first worker is ``prefork`` (later ones start the ordinary way)."""
+    """The engine's ``Sandbox`` whose first worker is ``prefork`` (later ones start the ordinary way),
+    through the engine's ``Sandbox._spawn`` hook."""
     from ..sandbox import supervisor
 
     class PrewarmedSandbox(supervisor.Sandbox):
         first_worker = "python -I worker.py"
 
-        def start(self) -> None:
-            pre = prefork.take() if (prefork is not None and self.proc is None) else None
+        def _spawn(self, argv, **popen_kwargs):
+            pre = prefork.take() if prefork is not None else None
             if pre is None:
-                return super().start()
-            shim = ForkLaunch(pre, self.limits, supervisor.WORKER)
-            saved = supervisor.subprocess
-            supervisor.subprocess = shim
-            try:
-                super().start()
-            finally:
-                supervisor.subprocess = saved
-            if shim.launched:
+                return super()._spawn(argv, **popen_kwargs)
+            launch = ForkLaunch(pre, self.limits, supervisor.WORKER)
+            proc = launch.Popen(argv, **popen_kwargs)
+            if launch.launched:
                 PrewarmedSandbox.first_worker = "forked from the pre-warmed grading process"
+            return proc
 
         def isolation(self) -> dict:
             return super().isolation() | {"first_worker": PrewarmedSandbox.first_worker}
@@ -294,13 +287,7 @@ def grade_prewarmed(notebook: str, slug: str, limits, device: str = "cpu") -> di
     try:
         from .. import grading, report
 
-        saved = grading.Sandbox
-        grading.Sandbox = sandbox_class(prefork)
-        try:
-            result = grading.grade(notebook, slug, limits, device=device) if device != "cpu" else \
-                grading.grade(notebook, slug, limits)
-        finally:
-            grading.Sandbox = saved
+        result = grading.grade(notebook, slug, limits, device=device, sandbox_factory=sandbox_class(prefork))
         data = report.to_json(result)
         if _NO_FORK:
             data["isolation"]["first_worker"] = f"python -I worker.py ({_NO_FORK})"

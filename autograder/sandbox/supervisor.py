@@ -164,7 +164,7 @@ class Sandbox:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-        self.proc = subprocess.Popen(
+        self.proc = self._spawn(
             [sys.executable, "-I", "-B", str(WORKER), str(req_r), str(resp_w), str(self.drop_uid),
              ",".join(self._imported_modules()), ",".join(self.parts) or "-"],
             pass_fds=(req_r, resp_w),
@@ -181,6 +181,11 @@ class Sandbox:
         os.set_blocking(self._req_w, False)
         self._loaded = False
         self._started_at = time.monotonic()
+
+    def _spawn(self, argv: list[str], **popen_kwargs) -> subprocess.Popen:
+        """Start the worker process. A subclass may launch it another way (the class grader forks
+        workers from a pre-warmed server) as long as it honours the same arguments and limits."""
+        return subprocess.Popen(argv, **popen_kwargs)
 
     def _imported_modules(self) -> list[str]:
         """Modules the submission imports at top level (the worker preloads the known ones)."""
