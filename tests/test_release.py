@@ -7,6 +7,7 @@ authoring errors use small copies of the real week 2 folder with one mistake eac
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -112,7 +113,8 @@ def test_release_has_the_student_repository_files(release):
     assert (release / SLUG / "public_tests.py").read_bytes() == (ASSIGNMENTS / SLUG / "public_tests.py").read_bytes()
     for path in release.rglob("*"):
         if path.is_file() and path.suffix not in (".pt", ".npy", ".npz", ".png"):  # binary data files
-            assert "{{" not in path.read_text(), f"{path}: a template placeholder was not filled in"
+            leftover = re.findall(r"(?<!\$)\{\{[A-Z_]+\}\}", path.read_text())  # ${{ ... }} is GitHub's own syntax
+            assert not leftover, f"{path}: template placeholder {leftover[0]} was not filled in"
 
 
 def test_repository_files_are_usable(release):
