@@ -1,7 +1,10 @@
 """Retrain the small base model that week 5 finetunes (``base_model.pt``).
 
-    python make_base_model.py             # from this folder: 1200 steps, writes base_model.pt (10-20 minutes on a CPU)
-    python make_base_model.py --steps 50  # a quick smoke run, written to base_model_smoke.pt
+    python make_base_model.py             # 1200 steps, writes data/base_model.pt (10-20 minutes on a CPU)
+    python make_base_model.py --steps 50  # a quick smoke run, written to data/base_model_smoke.pt
+
+Instructor-only: it holds a working GPT and training loop (weeks 3 and 4's answers), so it lives beside
+the notebook, not in ``data/``, and is not released to students.
 
 The model is a GPT with the week-3 layout and parameter names (``tok_emb``, ``pos_emb``,
 ``trf_blocks.<i>.{norm1, att.{W_query, W_key, W_value, out_proj}, norm2, ff.layers.{0, 2}}``,
@@ -24,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "data"
 sys.path.insert(0, str(HERE))
 from make_data import pretraining_corpus  # noqa: E402
 
