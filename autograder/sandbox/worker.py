@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import importlib
 import importlib.abc
-import io
 import math  # noqa: F401  (pre-imported for students before privileges drop)
 import os
 import resource
@@ -90,10 +89,6 @@ def _warm_up():
     nn.Dropout(0.1)(y).sum().backward()
     torch.tril(torch.ones(2, 2)).triu().bool().any()
     torch.nan_to_num(torch.where(x > 0, x, 0.0)).logsumexp(-1).exp().sqrt().var()
-    buffer = io.BytesIO()  # checkpoints (week 4): torch.save/load import their helpers lazily
-    torch.save({"w": lin.state_dict(), "opt": torch.optim.SGD(lin.parameters(), lr=0.1).state_dict()}, buffer)
-    buffer.seek(0)
-    torch.load(buffer, weights_only=True)
 
 
 def _drop_privileges(uid: int) -> str:

@@ -24,6 +24,22 @@ from torch.utils.data import DataLoader, TensorDataset
 from .gpt import GPTModel
 
 
+def _warm_up_checkpoints() -> None:
+    """torch.save/load and torch.optim import their helpers lazily, and after the worker drops privileges
+    the standard library may be unreadable: run them once now, while this module is imported (only for
+    weeks with checkpoints; it costs about a second)."""
+    import io
+
+    layer = nn.Linear(2, 2)
+    buffer = io.BytesIO()
+    torch.save({"model": layer.state_dict(), "opt": torch.optim.AdamW(layer.parameters()).state_dict()}, buffer)
+    buffer.seek(0)
+    torch.load(buffer, weights_only=True)
+
+
+_warm_up_checkpoints()
+
+
 # -------------------------------------------------------------------- the student's names, done by PyTorch
 def cross_entropy(logits, targets, ignore_index=-100):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=ignore_index)
