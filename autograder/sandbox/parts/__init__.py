@@ -7,3 +7,24 @@ so a bug in one exercise does not cost points in the exercises built on it. Part
 PyTorch's own building blocks, never by importing ``reference``, and ``tests/test_parts.py`` proves
 each one equals the reference.
 """
+
+
+def warm_up_optimizers() -> None:
+    """torch.optim and torch.save/load import helpers lazily (cProfile, pickle machinery...), and once the
+    worker drops privileges the standard library may be unreadable. Part modules whose weeks build
+    optimizers or checkpoints in the worker call this when they are imported (about a second, paid only
+    by those weeks)."""
+    import io
+
+    import torch
+
+    layer = torch.nn.Linear(2, 2)
+    for optimizer in (torch.optim.AdamW(layer.parameters()), torch.optim.SGD(layer.parameters(), lr=0.1)):
+        layer(torch.ones(1, 2)).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    buffer = io.BytesIO()
+    torch.save({"model": layer.state_dict(), "opt": optimizer.state_dict()}, buffer)
+    buffer.seek(0)
+    torch.load(buffer, weights_only=True)
+

@@ -16,6 +16,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import warm_up_optimizers
+
+warm_up_optimizers()  # optimizers are built in the worker
+
 
 def prepare_for_classification(model, num_classes):
     model.requires_grad_(False)

@@ -25,6 +25,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import warm_up_optimizers
+
+warm_up_optimizers()  # optimizers are built in the worker
+
 
 class LoRALinear(nn.Module):
     def __init__(self, base, r, alpha, dropout=0.0):

@@ -21,23 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from . import warm_up_optimizers
 from .gpt import GPTModel
 
 
-def _warm_up_checkpoints() -> None:
-    """torch.save/load and torch.optim import their helpers lazily, and after the worker drops privileges
-    the standard library may be unreadable: run them once now, while this module is imported (only for
-    weeks with checkpoints; it costs about a second)."""
-    import io
-
-    layer = nn.Linear(2, 2)
-    buffer = io.BytesIO()
-    torch.save({"model": layer.state_dict(), "opt": torch.optim.AdamW(layer.parameters()).state_dict()}, buffer)
-    buffer.seek(0)
-    torch.load(buffer, weights_only=True)
-
-
-_warm_up_checkpoints()
+warm_up_optimizers()  # optimizers and checkpoints are built in the worker
 
 
 # -------------------------------------------------------------------- the student's names, done by PyTorch
