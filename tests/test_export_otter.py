@@ -61,3 +61,16 @@ def test_otter_run_scores_like_llmkit_grade(zip_path, tmp_path, which):
     assert per_exercise == kit.exercise_scores()
     if which == "stub":
         assert kit.score == 0 and "not implemented" in json.dumps(results)
+
+
+def test_otter_run_on_a_week_with_trusted_stand_ins(tmp_path):
+    """Week 4 loads the kit's GPT and training parts into the worker: they must travel in the zip and load
+    in otter's run as they do in llmkit grade."""
+    week = "w04_pretraining"
+    zip_file = tmp_path / "w04.zip"
+    assert otter.export(week, zip_file)["points"] == 42
+    names = set(zipfile.ZipFile(zip_file).namelist())
+    assert {"files/llmkit/autograder/sandbox/parts/gpt.py", "files/llmkit/autograder/sandbox/parts/training_tools.py"} <= names
+    notebook = SOLUTION.parents[1] / week / "pretraining.ipynb"
+    results = otter_run(zip_file, notebook, tmp_path)
+    assert results["score"] == 42, [t for t in results["tests"] if t.get("score") != t.get("max_score")]

@@ -166,3 +166,36 @@ def test_a_week_without_parts_has_none():
             student.part("GPTModel", {})
     finally:
         sandbox.close()
+
+
+def test_each_parts_module_declares_the_weeks_it_implements():
+    """A snapshot bundle carries a parts module when its SOLVES weeks are published (autograder/export/weeks.py),
+    so SOLVES must name every week with an exercise that one of the module's parts implements."""
+    from autograder.assignments import all_assignments
+    from autograder.export import weeks
+
+    topics = sorted(p.stem for p in weeks.PARTS_DIR.glob("*.py") if p.stem != "__init__")
+    assert {"gpt", "training", "training_tools", "finetuning_tools", "lora_tools"} <= set(topics)
+    defined = {ex.defines: slug for slug, a in all_assignments().items() for ex in a.exercises}
+    for topic in topics:
+        solves, names, _ = weeks.module_facts(topic)
+        implemented = {defined[n] for n in names if n in defined}
+        assert implemented <= set(solves), f"parts/{topic}.py implements {implemented - set(solves)}"
+    assert weeks.module_facts("gpt")[0] == ("w02_attention", "w03_gpt")
+    for tools in ("training_tools", "finetuning_tools", "lora_tools"):
+        assert weeks.module_facts(tools)[0] == ()
+
+
+def test_which_parts_a_public_bundle_may_carry():
+    from autograder.export import weeks
+
+    assert weeks.part_modules("w03_gpt") == ()  # its own GPT, never
+    assert weeks.part_modules("w04_pretraining") == ("training_tools",)
+    through_w03 = ("w01_tokenization", "w02_attention", "w03_gpt")
+    assert weeks.part_modules("w05_finetuning", through_w03) == ("gpt", "finetuning_tools")
+    assert "GPTModel" in weeks.public_parts("w06_lora", through_w03)
+    assert "LoRALinear" not in weeks.public_parts("w06_lora", through_w03)  # this week's own solution
+    with pytest.raises(ValueError, match="earlier week"):
+        weeks.part_modules("w04_pretraining", ("w04_pretraining",))
+    with pytest.raises(ValueError, match="no such week"):
+        weeks.part_modules("w04_pretraining", ("w99_nothing",))

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from autograder.sandbox.parts import finetuning as parts  # noqa: E402
+from autograder.sandbox.parts import finetuning_tools as tools  # noqa: E402
 from autograder.sandbox.parts import gpt as gpt_parts  # noqa: E402
 from reference import finetuning as ref  # noqa: E402
 from reference import gpt  # noqa: E402
@@ -330,17 +331,17 @@ def test_parts_equal_the_reference(c, classes, seed, batch):
     want = ref.prepare_for_classification(gpt.GPTModel(cfg), classes)
     torch.manual_seed(seed)
     got = parts.prepare_for_classification(gpt_parts.GPTModel(cfg), classes)
-    assert parts.trainable_names(got) == sorted(n for n, p in want.named_parameters() if p.requires_grad)
+    assert tools.trainable_names(got) == sorted(n for n, p in want.named_parameters() if p.requires_grad)
     assert {n: p.shape for n, p in got.named_parameters()} == {n: p.shape for n, p in want.named_parameters()}
-    torch.testing.assert_close(parts.parameters(got)["out_head.weight"], want.out_head.weight.detach())  # same draw
+    torch.testing.assert_close(tools.parameters(got)["out_head.weight"], want.out_head.weight.detach())  # same draw
     got.load_state_dict(want.state_dict())
     want.eval(), got.eval()
     x = torch.randint(0, cfg["vocab_size"], (batch, cfg["context_length"]))
     torch.testing.assert_close(parts.classification_logits(got, x), ref.classification_logits(want, x))
-    parts.zero_grads(got)
+    tools.zero_grads(got)
     parts.classification_logits(got, x).sum().backward()
     ref.classification_logits(want, x).sum().backward()
-    grads = parts.gradients(got)
+    grads = tools.gradients(got)
     for n, p in want.named_parameters():
         if p.grad is None:
             assert grads[n] is None, n
@@ -360,15 +361,15 @@ def test_parts_finetune_trains_only_what_requires_grad_and_repeats():
         torch.manual_seed(0)
         model.load_state_dict(gpt_parts.GPTModel(cfg).state_dict() | {k: v for k, v in model.state_dict().items()
                                                                        if k.startswith("out_head.")})
-        parts.reset_head(model, 5)  # ...but the same head after the reset
+        tools.reset_head(model, 5)  # ...but the same head after the reset
         bound = 1 / cfg["emb_dim"] ** 0.5
         assert model.out_head.weight.abs().max() <= bound and model.out_head.bias.abs().max() <= bound
-        before = parts.parameters(model)
-        optimizer = parts.classifier_optimizer(model, 1e-2)
+        before = tools.parameters(model)
+        optimizer = tools.classifier_optimizer(model, 1e-2)
         losses = parts.finetune_classifier(model, optimizer, x, y, batches[:10])
         losses += parts.finetune_classifier(model, optimizer, x, y, batches[10:])  # resumes: same optimiser state
-        after = parts.parameters(model)
-        trainable = set(parts.trainable_names(model))
+        after = tools.parameters(model)
+        trainable = set(tools.trainable_names(model))
         assert {n for n in before if not torch.equal(before[n], after[n])} == trainable
         assert not model.training and len(losses) == 30 and sum(losses[-5:]) < sum(losses[:5])
         runs.append(losses)
@@ -379,7 +380,7 @@ def test_parts_restore_defaults_undoes_global_switches():
     try:
         torch.set_grad_enabled(False)
         torch.set_default_dtype(torch.float64)
-        parts.restore_defaults()
+        tools.restore_defaults()
         assert torch.is_grad_enabled() and torch.get_default_dtype() == torch.float32
     finally:
         torch.set_grad_enabled(True)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from autograder.sandbox.parts import gpt as gpt_parts
 from autograder.sandbox.parts import lora as parts
+from autograder.sandbox.parts import lora_tools as tools
 from reference import gpt as gref
 from reference import lora as ref
 
@@ -279,9 +280,9 @@ def test_part_apply_and_merge_equal_the_reference(targets):
             parts.apply_lora(got_model, 2, 4.0, targets)
         return
     parts.apply_lora(got_model, 2, 4.0, targets)
-    assert parts.lora_describe(got_model) == {n: [list(p.shape), "float32", "cpu", p.requires_grad]
+    assert tools.lora_describe(got_model) == {n: [list(p.shape), "float32", "cpu", p.requires_grad]
                                               for n, p in want_model.named_parameters()}
-    assert {n for n, v in parts.lora_modules(got_model).items() if v[2]} == \
+    assert {n for n, v in tools.lora_modules(got_model).items() if v[2]} == \
         {n for n, m in want_model.named_modules() if isinstance(m, ref.LoRALinear)}
     with torch.no_grad():
         for name, p in want_model.named_parameters():
@@ -295,36 +296,36 @@ def test_part_apply_and_merge_equal_the_reference(targets):
     ref.merge_lora(want_model)
     assert {n: p.detach() for n, p in got_model.named_parameters()}.keys() == dict(want_model.named_parameters()).keys()
     for n, p in want_model.named_parameters():
-        torch.testing.assert_close(parts.lora_parameters(got_model)[n], p.detach(), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(tools.lora_parameters(got_model)[n], p.detach(), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_part_helpers(tied):
-    model = parts.lora_toy_model(tied=tied, seed=5)
+    model = tools.lora_toy_model(tied=tied, seed=5)
     torch.manual_seed(5)
-    twin = parts.ToyModel(tied=tied)
-    assert parts.lora_parameters(model).keys() == dict(twin.named_parameters()).keys()
-    assert ("head.weight" in parts.lora_describe(model)) is not tied  # shared: listed once, as embed.weight
+    twin = tools.ToyModel(tied=tied)
+    assert tools.lora_parameters(model).keys() == dict(twin.named_parameters()).keys()
+    assert ("head.weight" in tools.lora_describe(model)) is not tied  # shared: listed once, as embed.weight
     targets = ["layers.0", "query", "heads.1", "head"]
     parts.apply_lora(model, 3, 6.0, targets)
     ref.apply_lora(twin, 3, 6.0, targets)
-    assert {n for n, v in parts.lora_modules(model).items() if v[2]} == set(ref.lora_targets(parts.ToyModel(), targets))
-    assert ref.count_trainable_parameters(twin) == sum(v[0][0] * v[0][1] for v in parts.lora_describe(model).values()
+    assert {n for n, v in tools.lora_modules(model).items() if v[2]} == set(ref.lora_targets(tools.ToyModel(), targets))
+    assert ref.count_trainable_parameters(twin) == sum(v[0][0] * v[0][1] for v in tools.lora_describe(model).values()
                                                        if v[3])
     idx = torch.randint(0, 7, (2, 5))
-    before = parts.lora_parameters(model)
-    losses = parts.lora_train_steps(model, idx, idx)
+    before = tools.lora_parameters(model)
+    losses = tools.lora_train_steps(model, idx, idx)
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
-    after = parts.lora_parameters(model)
+    after = tools.lora_parameters(model)
     assert {n for n in before if not torch.equal(before[n], after[n])} == \
-        {n for n, v in parts.lora_describe(model).items() if v[3]}
-    parts.lora_freeze(model, ["embed.weight"])
-    assert {n for n, v in parts.lora_describe(model).items() if not v[3]} == {"embed.weight"}
+        {n for n, v in tools.lora_describe(model).items() if v[3]}
+    tools.lora_freeze(model, ["embed.weight"])
+    assert {n for n, v in tools.lora_describe(model).items() if not v[3]} == {"embed.weight"}
     merged = parts.merge_lora(model)
-    parts.lora_zero_(merged)
-    assert all(float(v.abs().sum()) == 0 for v in parts.lora_parameters(merged).values())
+    tools.lora_zero_(merged)
+    assert all(float(v.abs().sum()) == 0 for v in tools.lora_parameters(merged).values())
     # the helpers answer None for what is not a module, instead of failing
-    assert parts.lora_describe(3) is None and parts.lora_modules("x") is None and parts.lora_parameters(None) is None
-    assert parts.lora_train_steps(nn.Linear(2, 2), torch.zeros(1, dtype=torch.long), torch.zeros(1)) is None
-    lin = parts.lora_linear_layer(3, 2, False, "float64")
+    assert tools.lora_describe(3) is None and tools.lora_modules("x") is None and tools.lora_parameters(None) is None
+    assert tools.lora_train_steps(nn.Linear(2, 2), torch.zeros(1, dtype=torch.long), torch.zeros(1)) is None
+    lin = tools.lora_linear_layer(3, 2, False, "float64")
     assert lin.weight.dtype == torch.float64 and lin.bias is None

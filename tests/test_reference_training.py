@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from autograder.sandbox.parts import gpt as parts_gpt
 from autograder.sandbox.parts import training as parts
+from autograder.sandbox.parts import training_tools as tools
 from reference import gpt as ref_gpt
 from reference import training as ref
 
@@ -92,11 +93,14 @@ def test_parts_dataloader_equals_the_reference(n, context, stride, batch, shuffl
     ids = torch.randint(0, 500, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
     kw = dict(batch_size=batch, context_length=context, stride=stride, shuffle=shuffle, drop_last=drop_last, seed=seed)
     ours, kits = ref.create_dataloader(ids, **kw), parts.create_dataloader(ids, **kw)
-    for _ in range(2):  # two passes: the second reshuffles identically in both
-        a, b = list(ours), list(kits)
-        assert len(a) == len(b)
-        for (xa, ya), (xb, yb) in zip(a, b):
-            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    dataset = ref.GPTDataset(ids, context, stride)  # the windows the week-4 suite cuts for the tools' loader
+    tools_loader = tools.window_loader(torch.stack(dataset.inputs), torch.stack(dataset.targets), batch, shuffle,
+                                       drop_last, seed)
+    for _ in range(2):  # two passes: the second reshuffles identically in all three
+        a, b, c = list(ours), list(kits), list(tools_loader)
+        assert len(a) == len(b) == len(c)
+        for (xa, ya), (xb, yb), (xc, yc) in zip(a, b, c):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(xa, xc) and torch.equal(ya, yc)
 
 
 # ----------------------------------------------------------------------------------------------- AdamW
@@ -309,7 +313,7 @@ def test_accumulating_micro_batches_equals_one_bigger_batch():
 
 
 def test_evaluate_uses_the_first_batches_in_eval_mode_and_train_switches_back():
-    model = _model(0, parts.RecordingGPTModel)
+    model = _model(0, parts_gpt.RecordingGPTModel)
     parts_gpt_model_state = _params(model)
     val = ref.create_dataloader(_ids(100, 5), 3, 6, 6, False, False, 0)
     ids = _ids(100, 6)
@@ -317,10 +321,10 @@ def test_evaluate_uses_the_first_batches_in_eval_mode_and_train_switches_back():
     ref.train(model, ref.create_dataloader(ids, 2, 6, 3, True, True, 0), val,
               torch.optim.SGD(model.parameters(), lr=0.1),
               num_steps=5, eval_every=2, eval_batches=2, max_lr=0.1, min_lr=0.0, warmup_steps=0)
-    log = parts.forward_log(model)
+    log = parts_gpt.forward_log(model)
     assert log == [[2, True, True]] * 2 + [[3, False, False]] * 2 + [[2, True, True]] * 2 + [[3, False, False]] * 2 \
         + [[2, True, True]]
-    assert model.training and parts.forward_log(model) == []
+    assert model.training and parts_gpt.forward_log(model) == []
     assert any(not torch.equal(p, parts_gpt_model_state[n]) for n, p in _params(model).items())
 
 
@@ -362,15 +366,16 @@ def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path, optimi
 def test_parts_run_steps_and_models_equal_the_reference(tmp_path):
     """The worker's trusted loop and models (used by the checkpoint tests) against the reference."""
     ids = _ids(200, 8)
-    kit = _model(3, parts.RecordingGPTModel)
+    kit = _model(3, parts_gpt.RecordingGPTModel)
     theirs = _model(3)
-    assert set(parts.model_state(kit)) == set(_params(theirs))
+    assert set(tools.model_state(kit)) == set(_params(theirs))
     for name, p in _params(theirs).items():
-        assert torch.equal(parts.model_state(kit)[name], p)
-    kit_opt = parts.TorchAdamW(kit, lr=0.1, weight_decay=0.1)
+        assert torch.equal(tools.model_state(kit)[name], p)
+    kit_opt = tools.TorchAdamW(kit, lr=0.1, weight_decay=0.1)
     ref_opt = ref.AdamW(theirs.parameters(), lr=0.1, weight_decay=0.1)
-    losses = parts.run_steps(kit, kit_opt, ids, 2, 6, 0, 6, 0.02, 0.002, 2, 6)
     inputs, targets = parts._windows(ids, 6, 6)
+    lrs = [ref.lr_at_step(step, 0.02, 0.002, 2, 6) for step in range(6)]
+    losses = tools.run_steps(kit, kit_opt, inputs, targets, 2, 0, lrs)
     want = []
     for step in range(6):
         rows = slice((step % (len(inputs) // 2)) * 2, (step % (len(inputs) // 2) + 1) * 2)
@@ -383,20 +388,23 @@ def test_parts_run_steps_and_models_equal_the_reference(tmp_path):
         want.append(loss.item())
     assert losses == pytest.approx(want, rel=1e-5)
     for name, p in _params(theirs).items():
-        torch.testing.assert_close(parts.model_state(kit)[name], p, rtol=1e-4, atol=1e-5)
-    assert parts.optimizer_lrs(kit_opt) == [pytest.approx(0.002 + 0.009 * (1 + math.cos(math.pi * 3 / 4)))]
-    assert parts.set_lr(kit_opt, 0.5) is None and parts.optimizer_lrs(kit_opt) == [0.5]
-    assert "cannot" in parts.set_lr(object(), 0.5) and "cannot" in parts.optimizer_lrs(object())
+        torch.testing.assert_close(tools.model_state(kit)[name], p, rtol=1e-4, atol=1e-5)
+    assert tools.optimizer_lrs(kit_opt) == [pytest.approx(0.002 + 0.009 * (1 + math.cos(math.pi * 3 / 4)))]
+    assert tools.set_lr(kit_opt, 0.5) is None and tools.optimizer_lrs(kit_opt) == [0.5]
+    assert "cannot" in tools.set_lr(object(), 0.5) and "cannot" in tools.optimizer_lrs(object())
+    val = ref.create_dataloader(_ids(80, 9), 3, 6, 6, False, False, 0)
+    assert tools.evaluate(kit, val, 2) == pytest.approx(ref.evaluate(theirs, val, 2), rel=1e-4)
+    assert not kit.training
 
 
 def test_parts_param_box():
-    box = parts.ParamBox([torch.ones(2), torch.zeros(3)], [True, False])
+    box = tools.ParamBox([torch.ones(2), torch.zeros(3)], [True, False])
     assert [p.requires_grad for p in box] == [True, False] and len(box) == 2
     box.set_grads([torch.full((2,), 3.0), None])
     norm = parts.clip_grad_norm_(box, 1.0)
     assert float(norm) == pytest.approx(math.sqrt(18))
     assert box.grads()[1] is None and torch.allclose(box.grads()[0], torch.full((2,), 1 / math.sqrt(2)), atol=1e-6)
-    opt = parts.TorchAdamW(box, lr=0.1)
+    opt = tools.TorchAdamW(box, lr=0.1)
     opt.step()
     assert box.devices() == ["cpu", "cpu"] and set(opt.state[box.params[0]]) == {"step", "exp_avg", "exp_avg_sq"}
     assert torch.equal(box.values()[1], torch.zeros(3))

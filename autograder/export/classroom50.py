@@ -49,7 +49,7 @@ def requirements() -> str:
 
 def export(slug: str, classroom: Path, *, c50_slug: str | None = None, feedback: str = "full",
            time_limit_s: int = DEFAULT_TIME_LIMIT_S, runs_on: list[str] | None = None, python: str = PYTHON,
-           recorded: dict | None = None) -> dict:
+           recorded: dict | None = None, published: tuple[str, ...] = ()) -> dict:
     assignment = get_assignment(slug)
     name = c50_slug or classroom_slug(slug)
     if not SLUG.match(name):
@@ -61,19 +61,24 @@ def export(slug: str, classroom: Path, *, c50_slug: str | None = None, feedback:
         raise snapshot.ExportError(f"feedback must be one of {', '.join(snapshot.FEEDBACK_LEVELS)}")
     if not 30 <= time_limit_s <= 840:
         raise snapshot.ExportError("the time limit must be between 30 s and 840 s (the job itself stops at 15 min)")
+    data = recorded or snapshot.record(slug, Limits(), published=published)  # before touching the old bundle
     folder = classroom / "autograders" / name
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    data = recorded or snapshot.record(slug, Limits())
     manifest = snapshot.write(data, folder / "snapshot", feedback)
-    bundle.write_engine(folder)
+    modules, published = tuple(manifest["part_modules"]), tuple(manifest["published_solutions"])
+    bundle.write_engine(folder, modules)
     shutil.copy(Path(__file__).with_name("c50_autograder.py"), folder / "autograder.py")
     (folder / "requirements.txt").write_text(requirements())
     config = {"assignment": slug, "classroom50_slug": name, "time_limit_s": time_limit_s, "feedback": feedback,
               "torch": torch.__version__.split("+")[0], "python": python}
     (folder / "autograder.json").write_text(json.dumps(config, indent=1) + "\n")
-    bundle.check_no_leaks(folder)
+    try:
+        bundle.check_no_leaks(folder, modules, published)
+    except RuntimeError as exc:
+        shutil.rmtree(folder)  # never leave a leaking bundle where it could be committed
+        raise snapshot.ExportError(str(exc)) from None
     size = bundle.tarball_size(folder)
     if size > bundle.MAX_TARBALL_BYTES:
         raise snapshot.ExportError(f"the bundle is {size / 1e6:.1f} MB as a tarball; Classroom 50 takes 10 MB")

@@ -14,6 +14,20 @@ def _week(p) -> None:
                    help="week slug, e.g. w02_attention")
 
 
+def _published(p) -> None:
+    p.add_argument("--solutions-published-through", metavar="WEEK", dest="published_through",
+                   help="the last week whose solutions students may already read (its deadline has passed): the "
+                        "public bundle may then carry the kit's implementations of that week and earlier ones "
+                        "(week 3's GPT, for weeks 4-6), which covers more tests")
+
+
+def _published_weeks(args) -> tuple[str, ...]:
+    from ..assignments import all_assignments
+
+    last = args.published_through
+    return tuple(w for w in sorted(all_assignments()) if last and w <= last) or ((last,) if last else ())
+
+
 def add_parsers(sub) -> None:
     e = sub.add_parser("export", help="bundles for other platforms (Classroom 50, Gradescope) and official-grading "
                                       "helpers", description="Export a week for another platform, or help the official grading workflow.")
@@ -23,6 +37,7 @@ def add_parsers(sub) -> None:
     _week(s)
     s.add_argument("--out", type=Path, required=True, help="folder for manifest.json and snapshot.bin")
     s.add_argument("--feedback", choices=FEEDBACK, default="full")
+    _published(s)
     s.set_defaults(func=_snapshot)
 
     r = es.add_parser("replay", help="grade a notebook against a snapshot folder (what a snapshot bundle does)")
@@ -42,6 +57,7 @@ def add_parsers(sub) -> None:
     c.add_argument("--time-limit", type=int, default=600, help="seconds for installing and grading (30-840)")
     c.add_argument("--runs-on", action="append", help="runner label; repeat for several, e.g. self-hosted gpu")
     c.add_argument("--python", default="3.11", help="runtime Python version")
+    _published(c)
     c.set_defaults(func=_classroom50)
 
     o = es.add_parser("otter", help="an otter-grader autograder zip for Gradescope (live hidden suite)")
@@ -80,7 +96,11 @@ def add_parsers(sub) -> None:
 def _snapshot(args) -> int:
     from . import snapshot
 
-    data = snapshot.record(args.week)
+    try:
+        data = snapshot.record(args.week, published=_published_weeks(args))
+    except snapshot.ExportError as exc:
+        print(f"llmkit export snapshot: {exc}", file=sys.stderr)
+        return 1
     manifest = snapshot.write(data, args.out, args.feedback)
     print(f"{args.out}: {len(manifest['tests'])} tests, {manifest['max_score']} of {manifest['live_max_score']} "
           f"points, {manifest['snapshot_bytes']} bytes")
@@ -108,7 +128,8 @@ def _classroom50(args) -> int:
 
     try:
         out = classroom50.export(args.week, args.classroom, c50_slug=args.slug, feedback=args.feedback,
-                                 time_limit_s=args.time_limit, runs_on=args.runs_on, python=args.python)
+                                 time_limit_s=args.time_limit, runs_on=args.runs_on, python=args.python,
+                                 published=_published_weeks(args))
     except ExportError as exc:
         print(f"llmkit export classroom50: {exc}", file=sys.stderr)
         return 1

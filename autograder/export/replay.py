@@ -324,7 +324,7 @@ def grade_snapshot(submission: Path, folder: Path, limits: Limits | None = None,
         banned = check_banned(extraction, {k: tuple(v) for k, v in manifest["banned"].items()}, manifest["definitions"])
         statements = [{"source": s.source, "cell": s.cell, "line": s.line, "names": s.names}
                       for s in extraction.statements]
-        sandbox = Sandbox(statements, limits, parts=tuple(manifest.get("parts", ())))
+        sandbox = Sandbox(statements, limits, parts=tuple(manifest.get("part_modules", ())))
         sandbox.start()
         student = Student(sandbox, extraction)
     scale = max(1.0, calibrate() / max(manifest.get("calibration_s") or 1e-9, 1e-9)) if sandbox else 1.0

@@ -278,8 +278,12 @@ def solution_notebook(assignment: Assignment) -> Path:
     return path
 
 
-def record(slug: str, limits: Limits = Limits(), solution: Path | None = None, seed: int | None = None) -> dict:
+def record(slug: str, limits: Limits = Limits(), solution: Path | None = None, seed: int | None = None,
+           published: tuple[str, ...] = ()) -> dict:
     """Run the live suite on the solution and return the snapshot (plain data, tensors included).
+
+    ``published``: earlier weeks whose solutions the instructor has published, so the bundle may carry the
+    kit's stand-ins that implement them (``weeks.part_modules``); tests needing other stand-ins are not covered.
 
     Hypothesis draws from ``seed`` (default: a fresh random one) instead of the derandomized seed live grading
     uses, so the inputs a published snapshot reveals are not the inputs the official live run will draw."""
@@ -289,6 +293,10 @@ def record(slug: str, limits: Limits = Limits(), solution: Path | None = None, s
     from . import weeks
 
     assignment = get_assignment(slug)
+    try:
+        modules, names = weeks.part_modules(slug, published), weeks.public_parts(slug, published)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     solution = solution or solution_notebook(assignment)
     seed = secrets.randbits(64) if seed is None else seed
     recorder = Recorder(seed)
@@ -308,7 +316,7 @@ def record(slug: str, limits: Limits = Limits(), solution: Path | None = None, s
     tests, not_covered = [], []
     for test_id in recorder.order:
         test = recorder.tests[test_id]
-        reason = _uncovered_reason(test, weeks.public_parts(slug))
+        reason = _uncovered_reason(test, names)
         if reason:
             not_covered.append({"id": test_id, "exercise": test["exercise"], "points": test["points"],
                                 "description": test["description"], "reason": reason})
@@ -326,7 +334,7 @@ def record(slug: str, limits: Limits = Limits(), solution: Path | None = None, s
         "banned": {ex.name: list(ex.banned) for ex in assignment.exercises if ex.banned},
         "definitions": {ex.name: ex.defines for ex in assignment.exercises},
         "exercises": [ex.name for ex in assignment.exercises],
-        "parts": list(weeks.public_parts(slug)),
+        "parts": list(names), "part_modules": list(modules), "published_solutions": list(published),
         "live_max_score": result.max_score,
         "limits": limits.describe(),
     }
@@ -346,8 +354,9 @@ def _unhook_suite() -> None:
 def _uncovered_reason(test: dict, parts: tuple[str, ...]) -> str | None:
     for event in test["events"]:
         if event["kind"] == "part" and event["name"] not in parts:
-            return (f"needs the kit's trusted {event['name']} in the student's worker; the kit's stand-ins are "
-                    f"correct implementations of graded exercises, so a public bundle cannot carry them")
+            return (f"needs the kit's trusted {event['name']} in the student's worker: a correct implementation of "
+                    f"a graded exercise, which a public bundle carries only for an earlier week whose solutions are "
+                    f"published (--solutions-published-through)")
         if event["kind"] == "call" and "abort" in event["outcome"]:
             return f"the solution's call {event['label']} was stopped ({event['outcome']['abort']})"
     if not any(e["kind"] == "call" for e in test["events"]):
@@ -382,6 +391,7 @@ def write(snapshot: dict, folder: Path, feedback: str = "full") -> dict:
         max_score=sum(t["points"] for t in snapshot["tests"]),
         tests=[{"id": t["id"], "exercise": t["exercise"], "description": t["description"], "points": t["points"],
                 "calls": sum(e["kind"] in ("call", "part") for e in t["events"]),
+                "stand_ins": sorted({e["name"] for e in t["events"] if e["kind"] == "part"}),
                 "linked_checks": sum(e["kind"] == "close" for e in t["events"])} for t in snapshot["tests"]],
         reveals=("the inputs of every recorded call and the expected outputs of every check (the reference's "
                  "tensors and the solution's replies); not the reference, solution or hidden-test source"),

@@ -13,11 +13,23 @@ Where a live test checks only a property of a reply that is not recorded as a co
 before a changed token stay the same), replay still compares the reply with the solution's, so a snapshot
 can be stricter than live grading there; ``_PROPERTY_ONLY`` lists the tests where that would be wrong.
 
-``public_parts`` names stand-ins a bundle may carry into the student's worker (none yet: the kit's parts are
-correct implementations of graded exercises, so tests that need them are listed as not covered).
+``part_modules`` / ``public_parts`` say which of the kit's trusted stand-ins (``sandbox/parts/``) a public
+bundle may carry into the student's worker. Each parts module declares ``SOLVES``, the weeks whose exercises
+it implements. A tools module (``SOLVES = ()``: holders, readers, toy models) always may; a module that
+implements exercises only when the instructor has published those weeks' solutions
+(``--solutions-published-through w03_gpt``, after week 3 is due), and never for the week being exported. Tests that need any other stand-in
+are listed as not covered.
 """
 
 from __future__ import annotations
+
+import ast
+from functools import lru_cache
+from pathlib import Path
+
+from ..assignments import all_assignments, get_assignment
+
+PARTS_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "parts"
 
 VALIDATION_ERRORS = ["ValueError", "AssertionError"]  # "raise ValueError (an assert is accepted)"
 
@@ -32,8 +44,52 @@ _PROPERTY_ONLY = {"w02_attention": ("causal_mask::test_causal_mask_dtype",)}
 MEMORY_LIMIT_BYTES = 64 << 20  # week 1: encode_iterable's peak memory growth
 
 
-def public_parts(slug: str) -> tuple[str, ...]:
-    return ()
+@lru_cache(maxsize=None)
+def module_facts(topic: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(SOLVES, the names in PARTS, the sibling modules it imports) of ``sandbox/parts/<topic>.py``, read
+    from its source, so exporting does not run the module's import-time warm-up."""
+    tree = ast.parse((PARTS_DIR / f"{topic}.py").read_text())
+    solves = names = None
+    siblings = []
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id == "SOLVES":
+                solves = tuple(ast.literal_eval(node.value))
+            if isinstance(target, ast.Name) and target.id == "PARTS":
+                names = tuple(ast.literal_eval(k) for k in node.value.keys)
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            siblings.append(node.module)
+    if solves is None or names is None:
+        raise ValueError(f"sandbox/parts/{topic}.py must define SOLVES and PARTS")
+    return solves, names, tuple(siblings)
+
+
+def check_published(slug: str, published: tuple[str, ...]) -> None:
+    """Only weeks before ``slug`` can have their solutions published in its bundle."""
+    known = sorted(all_assignments())
+    for week in published:
+        if week not in known:
+            raise ValueError(f"solutions published for {week}: no such week (weeks: {', '.join(known)})")
+        if week >= slug:
+            raise ValueError(f"solutions published for {week}: only an earlier week's solutions can be published "
+                             f"in {slug}'s bundle (its own never are)")
+
+
+def part_modules(slug: str, published: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The week's parts modules a public bundle may carry, given the weeks whose solutions are published."""
+    check_published(slug, published)
+    allowed: list[str] = []
+    for topic in get_assignment(slug).parts:
+        solves, _, siblings = module_facts(topic)
+        if set(solves) <= set(published) - {slug} and all(s in allowed for s in siblings):
+            allowed.append(topic)
+    return tuple(allowed)
+
+
+def public_parts(slug: str, published: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The names of the stand-ins in ``part_modules``: what a bundle's replay may build or swap in."""
+    return tuple(name for topic in part_modules(slug, published) for name in module_facts(topic)[1])
 
 
 def adjust(slug: str, tests: list[dict]) -> None:

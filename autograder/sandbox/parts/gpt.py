@@ -4,7 +4,8 @@ When a hidden test grades one exercise, the other exercises it builds on are swa
 (``Remote.using``), so a bug costs points only in the exercise where it lives: the student's
 ``TransformerBlock`` is graded with these ``LayerNorm``/``FeedForward``/``MultiHeadAttention``, and the
 student's ``generate`` decodes from this ``GPTModel``. Later weeks (training, finetuning, LoRA) use the
-same model when a student's week-3 model is broken.
+same model when a student's week-3 model is broken; week 4 also uses ``RecordingGPTModel``, which notes
+its forward passes.
 
 Parameter names are the course contract (the book's), so the grader loads the reference's weights
 into them unchanged. The code is deliberately not the reference (``reference/gpt.py``): it uses
@@ -17,6 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# the weeks whose exercises this module implements: a snapshot bundle carries it only when the instructor
+# publishes those weeks' solutions (autograder/export/weeks.py)
+SOLVES = ("w02_attention", "w03_gpt")
 
 
 class LayerNorm(nn.Module):
@@ -38,8 +43,8 @@ class GELU(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        d = cfg["emb_dim"]
-        self.layers = nn.Sequential(nn.Linear(d, 4 * d), GELU(), nn.Linear(4 * d, d))
+        width = cfg["emb_dim"]
+        self.layers = nn.Sequential(nn.Linear(width, 4 * width), GELU(), nn.Linear(4 * width, width))
 
     def forward(self, x):
         return self.layers(x)
@@ -49,7 +54,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
         super().__init__()
         if d_out % num_heads:
-            raise ValueError("d_out must be divisible by num_heads")
+            raise ValueError(f"d_out={d_out} is not a multiple of num_heads={num_heads}")
         self.d_in, self.d_out, self.context_length = d_in, d_out, context_length
         self.num_heads, self.head_dim, self.dropout = num_heads, d_out // num_heads, dropout
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
@@ -60,7 +65,7 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x):
         B, T, _ = x.shape
         if T > self.context_length:
-            raise ValueError(f"sequence length {T} exceeds context_length {self.context_length}")
+            raise ValueError(f"{T} tokens are more than context_length={self.context_length}")
 
         def heads(t):
             return t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
@@ -73,11 +78,12 @@ class MultiHeadAttention(nn.Module):
 class TransformerBlock(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        d = cfg["emb_dim"]
-        self.att = MultiHeadAttention(d, d, cfg["context_length"], cfg["drop_rate"], cfg["n_heads"], cfg["qkv_bias"])
+        width = cfg["emb_dim"]
+        self.att = MultiHeadAttention(width, width, cfg["context_length"], cfg["drop_rate"], cfg["n_heads"],
+                                      cfg["qkv_bias"])
         self.ff = FeedForward(cfg)
-        self.norm1 = LayerNorm(d)
-        self.norm2 = LayerNorm(d)
+        self.norm1 = LayerNorm(width)
+        self.norm2 = LayerNorm(width)
         self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
 
     def forward(self, x):
@@ -106,9 +112,29 @@ class GPTModel(nn.Module):
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
 
     def forward(self, in_idx):
-        T = in_idx.shape[1]
-        x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(torch.arange(T, device=in_idx.device)))
+        positions = torch.arange(in_idx.shape[1], device=in_idx.device)
+        x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(positions))
         return self.out_head(self.final_norm(self.trf_blocks(x)))
+
+
+class RecordingGPTModel(GPTModel):
+    """The kit's GPT model, which also notes, for every forward pass, the batch size, whether the model
+    was in training mode and whether gradients were being recorded (read with ``forward_log``)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.forward_log = []
+
+    def forward(self, in_idx):
+        self.forward_log.append([int(in_idx.shape[0]), bool(self.training), bool(torch.is_grad_enabled())])
+        return super().forward(in_idx)
+
+
+
+def forward_log(model):
+    """The forward passes recorded so far, as data; the log is emptied."""
+    log, model.forward_log = model.forward_log, []
+    return log
 
 
 def top_k_filter(logits, k):
@@ -148,4 +174,5 @@ PARTS = {
     "LayerNorm": LayerNorm, "GELU": GELU, "FeedForward": FeedForward, "MultiHeadAttention": MultiHeadAttention,
     "TransformerBlock": TransformerBlock, "GPTModel": GPTModel, "top_k_filter": top_k_filter,
     "top_p_filter": top_p_filter, "generator": generator, "positions_embedded": positions_embedded,
+    "RecordingGPTModel": RecordingGPTModel, "forward_log": forward_log,
 }

@@ -33,6 +33,7 @@ ASSIGNMENT = Assignment(
         ),
     ),
     # "gpt": the kit's GPT model to train; "training": PyTorch-built stand-ins for the loss, schedule,
-    # clipping, optimizers and data loaders, so that `train` is graded on the loop alone.
-    parts=("gpt", "training"),
+    # clipping and data loaders, so that `train` is graded on the loop alone; "training_tools": optimizers,
+    # parameter holders and file helpers (no exercise's solution, so a snapshot bundle may carry them).
+    parts=("gpt", "training", "training_tools"),
 )

@@ -604,6 +604,14 @@ def kit_model(student, cfg, seed, device, kind="GPTModel"):
     return model, state
 
 
+def kit_loader(student, ids, batch_size, context_length, stride, shuffle, drop_last, seed):
+    """A data loader in the worker over the windows the reference cuts (what ``create_dataloader`` gives)."""
+    windows = ref.GPTDataset(ids, context_length, stride)
+    inputs = torch.stack(windows.inputs) if len(windows) else torch.empty(0, context_length, dtype=torch.long)
+    targets = torch.stack(windows.targets) if len(windows) else torch.empty(0, context_length, dtype=torch.long)
+    return student.part("window_loader", inputs, targets, batch_size, shuffle, drop_last, seed)
+
+
 def local_model(cfg, state):
     """The same model code and weights here, for the reference run."""
     model = kit_gpt.GPTModel(cfg)
@@ -690,7 +698,7 @@ def test_train_matches_reference(student, device, c, seed):
     opt_kw = dict(lr=c["max_lr"], weight_decay=c["weight_decay"])
     model, state = kit_model(student, cfg, seed, device)
     history = student.train.using(*SWAP)(
-        model, student.part("create_dataloader", ids, **loader), student.part("create_dataloader", val, **val_loader),
+        model, kit_loader(student, ids, **loader), kit_loader(student, val, **val_loader),
         student.part("TorchAdamW", model, **opt_kw), **train_kwargs(c, device))
 
     mine = local_model(cfg, state)
@@ -720,7 +728,7 @@ def test_train_accumulation_equals_bigger_batch(student, device, seed, batch, ac
               max_grad_norm=1e6)
     model, state = kit_model(student, cfg, seed, device)
     history = student.train.using(*SWAP)(
-        model, student.part("create_dataloader", ids, **small), student.part("create_dataloader", val, **val_loader),
+        model, kit_loader(student, ids, **small), kit_loader(student, val, **val_loader),
         student.part("TorchSGD", model), grad_accum_steps=accum, device=device, **kw)
 
     mine = local_model(cfg, state)
@@ -750,9 +758,9 @@ def test_train_modes_and_evaluation_batches(student, device, seed, batch, num_st
     ids = token_ids(4 * batch * 3 + 1, 9, seed)
     val = token_ids(4 * 9 + 1, 9, seed + 1)  # 9 windows: 3 evaluation batches of 3
     student.train.using(*SWAP)(
-        model, student.part("create_dataloader", ids, batch_size=batch, context_length=4, stride=4, shuffle=True,
+        model, kit_loader(student, ids, batch_size=batch, context_length=4, stride=4, shuffle=True,
                             drop_last=True, seed=seed % 1000),
-        student.part("create_dataloader", val, batch_size=3, context_length=4, stride=4, shuffle=False, drop_last=False,
+        kit_loader(student, val, batch_size=3, context_length=4, stride=4, shuffle=False, drop_last=False,
                      seed=0),
         student.part("TorchAdamW", model, lr=0.01), num_steps=num_steps, eval_every=eval_every,
         eval_batches=eval_batches, grad_accum_steps=accum, max_lr=0.01, min_lr=0.001, warmup_steps=1, device=device)
@@ -791,10 +799,10 @@ def test_train_end_to_end_on_the_corpus(student, device):
     split = int(0.9 * len(ids))
     cfg = dict(E2E["cfg"], vocab_size=tok.vocab_size)
     model, _ = kit_model(student, cfg, 0, device)
-    val_loader = student.part("create_dataloader", ids[split:], batch_size=32, context_length=32, stride=32,
+    val_loader = kit_loader(student, ids[split:], batch_size=32, context_length=32, stride=32,
                               shuffle=False, drop_last=False, seed=0)
     history, _ = student.train.using(*SWAP).timed(
-        model, student.part("create_dataloader", ids[:split], batch_size=8, context_length=32, stride=32, shuffle=True,
+        model, kit_loader(student, ids[:split], batch_size=8, context_length=32, stride=32, shuffle=True,
                             drop_last=True, seed=0),
         val_loader, student.part("TorchAdamW", model, lr=1e-2, weight_decay=0.1), num_steps=E2E["steps"], eval_every=25,
         eval_batches=4, max_lr=1e-2, min_lr=1e-3, warmup_steps=10, max_grad_norm=1.0, device=device, timeout=90)
@@ -816,8 +824,12 @@ CKPT_RUN = dict(batch_size=2, context_length=6, max_lr=0.02, min_lr=0.002, warmu
 
 
 def kit_run(student, model, opt, ids, start, stop, total, device):
-    return student.part("run_steps", model, opt, ids, CKPT_RUN["batch_size"], CKPT_RUN["context_length"], start, stop,
-                        CKPT_RUN["max_lr"], CKPT_RUN["min_lr"], CKPT_RUN["warmup_steps"], total, device)
+    """The kit's loop (in the worker) for steps start..stop-1 of a ``total``-step cosine schedule."""
+    windows = ref.GPTDataset(ids, CKPT_RUN["context_length"], CKPT_RUN["context_length"])
+    lrs = [ref.lr_at_step(s, CKPT_RUN["max_lr"], CKPT_RUN["min_lr"], CKPT_RUN["warmup_steps"], total)
+           for s in range(start, stop)]
+    return student.part("run_steps", model, opt, torch.stack(windows.inputs), torch.stack(windows.targets),
+                        CKPT_RUN["batch_size"], start, lrs, device)
 
 
 def kit_pair(student, seed, device):

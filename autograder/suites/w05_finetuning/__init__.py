@@ -21,6 +21,7 @@ ASSIGNMENT = Assignment(
             "What does RLHF need that DPO does not, and what does beta control in the DPO loss?",
         ),
     ),
-    # The trusted GPT (the model every classification test runs on) and this week's own stand-ins.
-    parts=("gpt", "finetuning"),
+    # The trusted GPT (the model every classification test runs on), this week's own stand-ins, and the
+    # tools that read a model in the worker (no exercise's solution, so a snapshot bundle may carry them).
+    parts=("gpt", "finetuning", "finetuning_tools"),
 )

@@ -24,5 +24,7 @@ ASSIGNMENT = Assignment(
             "or if both were random?",
         ),
     ),
-    parts=("gpt", "lora"),
+    # The trusted GPT, this week's own stand-ins, and the tools that build and read modules in the worker
+    # (no exercise's solution, so a snapshot bundle may carry them).
+    parts=("gpt", "lora", "lora_tools"),
 )

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from autograder.compare import assert_close, expect_tensor, f32_tol, graded
 from autograder.proxy import Remote, StudentError
-from autograder.sandbox.parts.lora import ToyModel
+from autograder.sandbox.parts.lora_tools import ToyModel
 from reference import gpt as gref
 from reference import lora as ref
 
