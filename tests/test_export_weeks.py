@@ -28,6 +28,7 @@ COVERAGE = {
     "w07_retrieval": (41, 41, 41),
 }
 WEEKS = sorted(all_assignments())
+SEED = 20261125
 
 
 def earlier(slug: str) -> tuple[str, ...]:
@@ -38,7 +39,8 @@ def earlier(slug: str) -> tuple[str, ...]:
 def exported(request, tmp_path_factory):
     slug = request.param
     folder = tmp_path_factory.mktemp(f"snapshot-{slug}")
-    manifest = snapshot.write(snapshot.record(slug, published=earlier(slug)), folder)
+    # a fixed hypothesis seed: the same inputs on every run (an export draws fresh ones)
+    manifest = snapshot.write(snapshot.record(slug, published=earlier(slug), seed=SEED), folder)
     return slug, folder, manifest
 
 
@@ -68,6 +70,20 @@ def test_solution_full_marks_stub_zero(exported):
     assert stub["score"] == 0 and stub["max_score"] == manifest["max_score"]
 
 
+def test_a_correct_solution_written_differently_gets_full_marks(exported, tmp_path):
+    """The replay compares replies with the instructor's solution, so every choice the notebook leaves open
+    (shuffle order, optimizer state layout, a number as a tensor) needs a rule in weeks.py."""
+    from autograder.demo import example_notebook
+
+    slug, folder, manifest = exported
+    assignment = get_assignment(slug)
+    nb = example_notebook(week_release(slug) / slug / assignment.notebook,
+                          ROOT / "tests" / "submissions" / slug / "correct_alternative.py", tmp_path / "alt.ipynb")
+    result = grade_snapshot(nb, folder)
+    assert result["score"] == manifest["max_score"], \
+        [(t["id"], t["message"][:300]) for t in result["tests"] if t["status"] != "pass"]
+
+
 def test_bundle_carries_only_the_allowed_stand_ins(exported, tmp_path):
     slug, _, manifest = exported
     modules = tuple(manifest["part_modules"])
@@ -79,6 +95,38 @@ def test_bundle_carries_only_the_allowed_stand_ins(exported, tmp_path):
     if modules:  # the same bundle without the earlier weeks published is refused
         forbidden = [m for m in modules if weeks.module_facts(m)[0]]
         if forbidden:
-            with pytest.raises(RuntimeError, match="parts modules"):
+            with pytest.raises(RuntimeError, match="parts"):
                 bundle.check_no_leaks(tmp_path, weeks.part_modules(slug), ())
     json.dumps(manifest)  # plain data
+
+
+@pytest.mark.parametrize("name", ["correct_alternative", "bug_accum_not_divided", "bug_eval_mode_stuck"])
+def test_week4_training_replays_like_live_grading(tmp_path, name):
+    """Week 4's train tests are covered only through the kit's GPT (week 3 published): the replay must score a
+    differently written correct loop and two loop bugs exactly as live grading does, test by test."""
+    from autograder.demo import example_notebook
+    from autograder.grading import grade
+
+    slug = "w04_pretraining"
+    folder = tmp_path / "snapshot"
+    snapshot.write(_recorded_w04(), folder)
+    nb = example_notebook(week_release(slug) / slug / "pretraining.ipynb",
+                          ROOT / "tests" / "submissions" / slug / f"{name}.py", tmp_path / f"{name}.ipynb")
+    live = {t.id: t.points for t in grade(nb, slug).tests}
+    replayed = {t["id"]: t["points"] for t in grade_snapshot(nb, folder)["tests"]}
+    assert any(k.startswith("train::") for k in replayed)
+    # outside train, test by test as live; in train, the bug costs points there too (which of train's tests
+    # catch it depends on the inputs drawn, and the snapshot's are its own)
+    assert {k: v for k, v in replayed.items() if not k.startswith("train::")} == \
+        {k: live[k] for k in replayed if not k.startswith("train::")}
+    train = sum(v for k, v in replayed.items() if k.startswith("train::"))
+    assert train == 10 if name == "correct_alternative" else 0 < 10 - train
+
+
+_W04: dict = {}
+
+
+def _recorded_w04() -> dict:
+    if not _W04:
+        _W04.update(snapshot.record("w04_pretraining", published=earlier("w04_pretraining"), seed=SEED))
+    return _W04

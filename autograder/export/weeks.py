@@ -7,7 +7,12 @@ needs nothing. Rules are data written into the snapshot (``event["compare"]``), 
 
 * ``ignore``: places in the reply not compared (``[["pulled"]]``);
 * ``below`` / ``at_most``: ``{place: bound}`` numeric bounds instead of equality;
-* ``errors``: exception types accepted where the solution raised (the notebook accepts either).
+* ``errors``: exception types accepted where the solution raised (the notebook accepts either);
+* ``_TOLERANCES``: a float tolerance for replies where correct solutions legitimately round differently;
+* ``unordered_rows`` / ``batch_sizes`` / ``numbers`` (``_RULES``): any order of a shuffled loader's windows
+  (only its batch sizes where shuffling also decides which windows are dropped); a number as a float
+  or a one-element tensor; ``_OWN_DESIGN``: replies whose layout is the student's choice (an optimizer's
+  ``state_dict``), checked only through what the test does with them next.
 
 Where a live test checks only a property of a reply that is not recorded as a comparison (that outputs
 before a changed token stay the same), replay still compares the reply with the solution's, so a snapshot
@@ -42,6 +47,20 @@ _ERRORS = {
 # tests that check only a property of a reply (its dtype): its values are graded by other tests
 _PROPERTY_ONLY = {"w02_attention": ("causal_mask::test_causal_mask_dtype",)}
 MEMORY_LIMIT_BYTES = 64 << 20  # week 1: encode_iterable's peak memory growth
+# test id prefix -> float tolerance of replies compared with the solution's, where the bundle cannot swap in
+# the kit's versions of the week's other exercises: week 4's train runs on the student's own loss and
+# schedule, which may round differently (losses agree to ~1e-6 per step; 100 steps of training drift further)
+_TOLERANCES = {"w04_pretraining": {"train::": 1e-3, "train::test_train_end_to_end_on_the_corpus": 5e-2,
+                                   "clip_grad_norm::": 1e-3},  # a float32 norm, summed in any order
+               "w07_retrieval": {"retriever::": 1e-5}}  # scores: float32 dot products in any order
+# test id prefix -> rules for every call of the test, where the notebook leaves a choice open
+_RULES = {"w04_pretraining": {
+    "gpt_dataset::test_dataloader_shuffled": {"unordered_rows": [["items"]]},  # any shuffle of the windows
+    "gpt_dataset::test_dataloader_drop_last": {"batch_sizes": [["items"]]},  # the dropped windows are chance
+    "clip_grad_norm::": {"numbers": True},  # the total norm as a tensor or a float
+}}
+# test id prefix -> methods whose replies are not compared (their content is the student's own design)
+_OWN_DESIGN = {"w04_pretraining": {"adamw::test_adamw_state_dict_round_trip": ("state_dict",)}}
 
 
 @lru_cache(maxsize=None)
@@ -95,10 +114,19 @@ def public_parts(slug: str, published: tuple[str, ...] = ()) -> tuple[str, ...]:
 def adjust(slug: str, tests: list[dict]) -> None:
     errors = _ERRORS.get(slug, {})
     for test in tests:
+        for prefix, tol in _TOLERANCES.get(slug, {}).items():
+            if test["id"].startswith(prefix):
+                test["tolerance"] = max(test["tolerance"], tol)
         for event in test["events"]:
             if event["kind"] != "call":
                 continue
             rules = event.setdefault("compare", {})
+            for prefix, extra in _RULES.get(slug, {}).items():
+                if test["id"].startswith(prefix):
+                    rules.update(extra)
+            for prefix, methods in _OWN_DESIGN.get(slug, {}).items():
+                if test["id"].startswith(prefix) and event["attr"] in methods:
+                    rules["ignore"] = [[]]
             if test["id"] in _PROPERTY_ONLY.get(slug, ()):
                 rules["ignore"] = [[]]  # the recorded expect_tensor (dtype, shape) is the whole check
             for prefix, accepted in errors.items():

@@ -139,9 +139,7 @@ def evaluate(model, loader, num_batches, device="cpu"):
     """The kit's measurement of a model: mean loss over the first ``num_batches`` batches, in eval mode."""
     model.eval()
     losses = []
-    for i, (inputs, targets) in enumerate(loader):
-        if i >= num_batches:
-            break
+    for _, (inputs, targets) in zip(range(num_batches), loader):
         logits = model(inputs.to(device))
         losses.append(F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten()).item())
     return sum(losses) / len(losses)
