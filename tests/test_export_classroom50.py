@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from autograder.export import classroom50
+from autograder.export.bundle import tarball
 from autograder.export.snapshot import ExportError
 from export_support import (CLASSROOM50_ENTRY, CLASSROOM50_RESULT, SOLUTION, WEEK, recorded, schema_errors,
                             student_checkout)
@@ -128,3 +129,33 @@ def test_infrastructure_failure_exits_nonzero_with_a_valid_result(classroom, tmp
     data = result_of(checkout)
     assert data["score"] == 0 and data["max-score"] == 28
     assert all("could not install" in t["message"] for t in data["tests"])
+
+
+def test_a_bundle_with_the_kits_tools_and_week_3s_gpt_runs_as_the_runner_would(tmp_path):
+    """Week 4 with week 3's solutions published: the bundle carries the kit's GPT and week 4's tools (never
+    week 4's own stand-ins), its worker loads them from the bundle, and the solution gets every point."""
+    import io
+    import shutil
+    import tarfile
+
+    from export_support import ROOT, week_release
+
+    week = "w04_pretraining"
+    out = classroom50.export(week, tmp_path / "llm-2026", time_limit_s=600,
+                             published=("w01_tokenization", "w02_attention", "w03_gpt"))
+    assert (out["max_score"], out["live_max_score"]) == (42, 42)
+    folder = Path(out["folder"])
+    parts = sorted(p.name for p in (folder / "llmkit_snapshot" / "sandbox" / "parts").glob("*.py"))
+    assert parts == ["__init__.py", "gpt.py", "training_tools.py"]
+    extracted = tmp_path / "extracted"  # as the runner gets it: the published tarball, unpacked elsewhere
+    with tarfile.open(fileobj=io.BytesIO(tarball(folder))) as tar:
+        tar.extractall(extracted, filter="data")
+    checkout = tmp_path / "student"
+    shutil.copytree(week_release(week), checkout)
+    shutil.copy(ROOT / "assignments" / week / "pretraining.ipynb", checkout / week / "pretraining.ipynb")
+    proc = run_like_classroom50(extracted / folder.name, checkout, tmp_path, ASSIGNMENT="w04-pretraining")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads((checkout / "result.json").read_text())
+    assert schema_errors(data, CLASSROOM50_RESULT) == []
+    assert (data["score"], data["max-score"]) == (42, 42), [t for t in data["tests"] if not t["passed"]]
+

@@ -101,9 +101,14 @@ def _reference_modules_of(weeks: tuple[str, ...]) -> set[str]:
     return owned
 
 
-def tarball_size(folder: Path) -> int:
-    """Size of ``folder`` as the gzipped tarball Classroom 50 publishes (its cap is 10 MB)."""
+def tarball(folder: Path) -> bytes:
+    """``folder`` as the gzipped tarball Classroom 50 publishes."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(folder, arcname=folder.name)
-    return buffer.tell()
+    return buffer.getvalue()
+
+
+def tarball_size(folder: Path) -> int:
+    """Size of ``folder`` as the tarball Classroom 50 publishes (its cap is 10 MB)."""
+    return len(tarball(folder))
