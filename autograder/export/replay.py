@@ -159,6 +159,39 @@ def same(actual, expected, tol: float, what: str, path: list, skip: list, number
         raise Mismatch(f"{where} is not the expected value", actual, expected)
 
 
+def _ranking(value, expected, rule: dict):
+    """A ranked reply, ``(indices, scores)`` (layout "pair") or ``[(index, score), ...]`` ("rows"), as runs of
+    the expected scores that lie within ``rule["tol"]`` of each other: per run, the set of indices and the
+    scores, except the last run (the cut-off), where only the scores count. Both sides are cut where the
+    expected side's runs end; unchanged where a side is not such a reply."""
+    def rows(reply):
+        try:
+            if rule["layout"] == "pair":
+                return [(int(i), float(s)) for i, s in zip(list(reply[0]), list(reply[1]), strict=True)]
+            return [(int(i), float(s)) for i, s in reply]
+        except Exception:  # noqa: BLE001  (not a ranking: compared as it is, and the mismatch is reported)
+            return None
+
+    got, want = rows(value), rows(expected)
+    if got is None or want is None or len(got) != len(want):
+        return value, expected
+    bounds, start = [], 0
+    for i in range(1, len(want) + 1):
+        if i == len(want) or abs(want[i][1] - want[i - 1][1]) > rule["tol"]:
+            bounds.append((start, i))
+            start = i
+
+    def runs(side):
+        out = []
+        for n, (lo, hi) in enumerate(bounds):
+            scores = [s for _, s in side[lo:hi]]
+            out.append({"scores": scores} if n == len(bounds) - 1 else
+                       {"indices": sorted(i for i, _ in side[lo:hi]), "scores": sorted(scores)})
+        return out
+
+    return runs(got), runs(want)
+
+
 def _unordered_rows(reply, place: list, rows: bool = True):
     """``reply`` with the list of batches at ``place`` (each a list of tensors sharing a first dimension)
     replaced by their batch sizes and (``rows``) their rows in sorted order; unchanged where it is not such
@@ -309,6 +342,8 @@ class Replayer:
             value, expected = _unordered_rows(value, place), _unordered_rows(expected, place)
         for place in rules.get("batch_sizes", []):  # shuffled and cut: which windows are dropped is chance
             value, expected = _unordered_rows(value, place, False), _unordered_rows(expected, place, False)
+        if "ranking" in rules:  # near-equal scores may come in either order, and either may make the cut
+            value, expected = _ranking(value, expected, rules["ranking"])
         same(value, expected, tol, f"{event['label']}(...)", [], skip, bool(rules.get("numbers")))
         _bounds(value, rules, f"{event['label']}(...)")
 
