@@ -61,11 +61,11 @@ _RULES = {"w04_pretraining": {
     "clip_grad_norm::": {"numbers": True},  # the total norm as a tensor or a float
 }}
 _TIES = 1e-5  # week 7: cosines and scores this close may be ranked either way (the suite's float32 tolerance)
-_RULES["w07_retrieval"] = {
-    "cosine_top_k::test_cosine_top_k_matches_reference": {"ranking": {"layout": "pair", "tol": _TIES}},
-    "cosine_top_k::test_cosine_top_k_zero_and_duplicate_vectors": {"ranking": {"layout": "pair", "tol": _TIES}},
-    "retriever::test_retriever_matches_reference": {"ranking": {"layout": "rows", "tol": _TIES}},
-    "retriever::test_shipped_questions": {"ranking": {"layout": "rows", "tol": _TIES}},
+_RULES["w07_retrieval"] = {  # later entries win: the tie-order tests keep exact order
+    "cosine_top_k::": {"ranking": {"layout": "pair", "tol": _TIES}},
+    "retriever::": {"ranking": {"layout": "rows", "tol": _TIES}},
+    "cosine_top_k::test_cosine_top_k_ties_go_to_the_lower_index": {"ranking": None},
+    "retriever::test_retriever_ties_go_to_the_lower_index": {"ranking": None},
 }
 # test id prefix -> methods whose replies are not compared (their content is the student's own design)
 _OWN_DESIGN = {"w04_pretraining": {"adamw::test_adamw_state_dict_round_trip": ("state_dict",)}}
