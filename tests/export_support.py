@@ -30,12 +30,14 @@ def week_release(slug: str = WEEK) -> Path:
     return build_week_release([slug], out)
 
 
-def student_checkout(tmp: Path, notebook: Path | None) -> Path:
+def student_checkout(tmp: Path, notebook: Path | None, slug: str = WEEK) -> Path:
     """A student's repository: the template, with ``notebook`` as the week's notebook (None: the stub)."""
+    from autograder.assignments import get_assignment
+
     repo = tmp / "student"
-    shutil.copytree(week_release(), repo)
+    shutil.copytree(week_release(slug), repo)
     if notebook is not None:
-        shutil.copy(notebook, repo / WEEK / NOTEBOOK)
+        shutil.copy(notebook, repo / slug / get_assignment(slug).notebook)
     return repo
 
 

@@ -135,10 +135,9 @@ def test_a_bundle_with_the_kits_tools_and_week_3s_gpt_runs_as_the_runner_would(t
     """Week 4 with week 3's solutions published: the bundle carries the kit's GPT and week 4's tools (never
     week 4's own stand-ins), its worker loads them from the bundle, and the solution gets every point."""
     import io
-    import shutil
     import tarfile
 
-    from export_support import ROOT, week_release
+    from export_support import ROOT
 
     week = "w04_pretraining"
     out = classroom50.export(week, tmp_path / "llm-2026", time_limit_s=600,
@@ -150,9 +149,7 @@ def test_a_bundle_with_the_kits_tools_and_week_3s_gpt_runs_as_the_runner_would(t
     extracted = tmp_path / "extracted"  # as the runner gets it: the published tarball, unpacked elsewhere
     with tarfile.open(fileobj=io.BytesIO(tarball(folder))) as tar:
         tar.extractall(extracted, filter="data")
-    checkout = tmp_path / "student"
-    shutil.copytree(week_release(week), checkout)
-    shutil.copy(ROOT / "assignments" / week / "pretraining.ipynb", checkout / week / "pretraining.ipynb")
+    checkout = student_checkout(tmp_path, ROOT / "assignments" / week / "pretraining.ipynb", week)
     proc = run_like_classroom50(extracted / folder.name, checkout, tmp_path, ASSIGNMENT="w04-pretraining")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads((checkout / "result.json").read_text())

@@ -70,7 +70,7 @@ def test_otter_run_on_a_week_with_trusted_stand_ins(tmp_path):
     zip_file = tmp_path / "w04.zip"
     assert otter.export(week, zip_file)["points"] == 42
     names = set(zipfile.ZipFile(zip_file).namelist())
-    assert {"files/llmkit/autograder/sandbox/parts/gpt.py", "files/llmkit/autograder/sandbox/parts/training_tools.py"} <= names
+    assert {f"files/llmkit/autograder/sandbox/parts/{m}.py" for m in ("gpt", "training", "training_tools")} <= names
     notebook = SOLUTION.parents[1] / week / "pretraining.ipynb"
     results = otter_run(zip_file, notebook, tmp_path)
     assert results["score"] == 42, [t for t in results["tests"] if t.get("score") != t.get("max_score")]

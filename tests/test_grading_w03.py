@@ -7,18 +7,14 @@ break (``# builds on: correct_alternative``), so the rest of the notebook is cor
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from autograder.demo import example_notebook
+from grading_support import grade_cli, submission
 
 ROOT = Path(__file__).resolve().parent.parent
-SLUG, NOTEBOOK = "w03_gpt", "gpt.ipynb"
+SLUG = "w03_gpt"
 SUBMISSIONS = ROOT / "tests" / "submissions" / SLUG
 FULL = {"layer_norm": 3, "gelu": 2, "feed_forward": 2, "transformer_block": 4, "gpt_model": 4, "top_k_filter": 3,
         "top_p_filter": 3, "generate": 6, "generate_cached": 4}
@@ -55,37 +51,13 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def stub(tmp_path_factory) -> Path:
-    from autograder.release import build_release
-
-    source = tmp_path_factory.mktemp("source")
-    shutil.copytree(ROOT / "assignments" / SLUG, source / SLUG)  # this week alone
-    out = tmp_path_factory.mktemp("release") / "repo"
-    build_release(source, out)
-    return out / SLUG / NOTEBOOK
-
-
-def _notebook(name: str, stub: Path, tmp: Path) -> Path:
-    if name == "solution":
-        return ROOT / "assignments" / SLUG / NOTEBOOK
-    if name == "stub":
-        return stub
-    return example_notebook(stub, SUBMISSIONS / f"{name}.py", tmp / f"{name}.ipynb")
-
-
 def test_every_example_submission_has_an_expectation():
     assert {p.stem for p in SUBMISSIONS.glob("*.py")} == set(EXPECTED) - {"solution", "stub"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_submission_scores(name, stub, tmp_path):
-    notebook = _notebook(name, stub, tmp_path)
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", str(notebook), "-a", SLUG,
-                           "--out", str(out), "--format", "json"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = json.loads((out / "result.json").read_text())
+def test_example_submission_scores(name, tmp_path):
+    data = grade_cli(submission(SLUG, name, tmp_path), SLUG, tmp_path / "out")
     want, failing = EXPECTED[name]
     got = {e["name"]: e["score"] for e in data["exercises"]}
     assert got == want, {ex: (got[ex], want[ex]) for ex in want if got.get(ex) != want[ex]}

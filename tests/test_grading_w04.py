@@ -10,18 +10,14 @@ and exactly which tests failed.
 from __future__ import annotations
 
 import concurrent.futures
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from autograder.demo import example_notebook
+from grading_support import grade_cli, submission
 
 ROOT = Path(__file__).resolve().parent.parent
-SLUG, NOTEBOOK = "w04_pretraining", "pretraining.ipynb"
+SLUG = "w04_pretraining"
 SUBMISSIONS = ROOT / "tests" / "submissions" / SLUG
 
 DATASET = {"test_dataset_windows", "test_dataset_edges", "test_dataloader_in_order", "test_dataloader_shuffled",
@@ -72,29 +68,10 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
     """Every case graded once, two at a time: {name: result.json}."""
-    from autograder.release import build_release
-
     work = tmp_path_factory.mktemp("w04")
-    source = work / "source"
-    source.mkdir()
-    shutil.copytree(ROOT / "assignments" / SLUG, source / SLUG, ignore=shutil.ignore_patterns("__pycache__"))
-    build_release(source, work / "repo")  # this week alone
-    stub = work / "repo" / SLUG / NOTEBOOK
-
-    def notebook(name: str) -> Path:
-        if name == "solution":
-            return ROOT / "assignments" / SLUG / NOTEBOOK
-        if name == "stub":
-            return stub
-        return example_notebook(stub, SUBMISSIONS / f"{name}.py", work / f"{name}.ipynb")
 
     def grade(name: str):
-        out = work / "out" / name
-        proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", str(notebook(name)), "-a", SLUG,
-                               "--out", str(out), "--format", "json"], capture_output=True, text=True, timeout=900,
-                              cwd=ROOT)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        return name, json.loads((out / "result.json").read_text())
+        return name, grade_cli(submission(SLUG, name, work), SLUG, work / "out" / name)
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         return dict(pool.map(grade, sorted(EXPECTED)))

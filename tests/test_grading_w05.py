@@ -7,17 +7,14 @@ as its last cells (a bug file holds only what it changes, on top of ``correct_al
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from autograder.demo import example_notebook
+from grading_support import grade_cli, submission
 
 ROOT = Path(__file__).resolve().parent.parent
-SLUG, NOTEBOOK = "w05_finetuning", "finetuning.ipynb"
+SLUG = "w05_finetuning"
 SUBMISSIONS = ROOT / "tests" / "submissions" / SLUG
 
 PREPARE = {"test_prepare_replaces_the_head": 1, "test_prepare_freezes_all_but_the_last_block_norm_and_head": 2,
@@ -68,43 +65,14 @@ EXPECTED = {
 ARGS = {"hostile_tampering": ("--call-timeout", "4")}
 
 
-@pytest.fixture(scope="module")
-def stub(tmp_path_factory) -> Path:
-    """This week's released stub (released on its own, so other weeks' state cannot break these tests)."""
-    import shutil
-
-    from autograder.release import build_release
-
-    source = tmp_path_factory.mktemp("source")
-    shutil.copytree(ROOT / "assignments" / SLUG, source / SLUG)
-    out = tmp_path_factory.mktemp("release") / "repo"
-    build_release(source, out)
-    return out / SLUG / NOTEBOOK
-
-
-def _notebook(name: str, stub: Path, tmp: Path) -> Path:
-    if name == "solution":
-        return ROOT / "assignments" / SLUG / NOTEBOOK
-    if name == "stub":
-        return stub
-    return example_notebook(stub, SUBMISSIONS / f"{name}.py", tmp / f"{name}.ipynb")
-
-
-def _grade(notebook: Path, out: Path, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", str(notebook), "-a", SLUG,
-                           "--out", str(out), "--format", "json", *args], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads((out / "result.json").read_text())
-
-
 def test_every_example_submission_has_an_expectation():
     assert {p.stem for p in SUBMISSIONS.glob("*.py")} == set(EXPECTED) - {"solution", "stub"}
     assert MAX_SCORE == 43
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_submission_scores(name, stub, tmp_path):
-    data = _grade(_notebook(name, stub, tmp_path), tmp_path / "out", *ARGS.get(name, ()))
+def test_example_submission_scores(name, tmp_path):
+    data = grade_cli(submission(SLUG, name, tmp_path), SLUG, tmp_path / "out", *ARGS.get(name, ()))
     expected = EXPECTED[name]
     scores = {e["name"]: (e["score"], e["max_score"]) for e in data["exercises"]}
     assert scores == {ex: (expected["scores"][ex], FULL[ex]) for ex in EXERCISES}, scores

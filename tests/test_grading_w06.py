@@ -16,17 +16,14 @@ Hidden suite, per exercise (tests and points):
 from __future__ import annotations
 
 import concurrent.futures
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from autograder.demo import _submission_notebook
+from grading_support import grade_cli, submission
 
 ROOT = Path(__file__).resolve().parent.parent
-SLUG, NOTEBOOK = "w06_lora", "lora.ipynb"
+SLUG = "w06_lora"
 SUBMISSIONS = ROOT / "tests" / "submissions" / SLUG
 MAX = {"count_trainable_parameters": 3, "lora_linear": 16, "apply_lora": 9, "merge_lora": 4}
 
@@ -88,38 +85,14 @@ BANNED = {"hostile_peft_and_reference": {"lora_linear", "merge_lora"}}
 
 
 @pytest.fixture(scope="module")
-def stub(tmp_path_factory) -> Path:
-    """The released student notebook of this week alone (a release of every week needs them all)."""
-    import shutil
-
-    from autograder.release import build_release
-
-    source = tmp_path_factory.mktemp("source")
-    shutil.copytree(ROOT / "assignments" / SLUG, source / SLUG)
-    out = tmp_path_factory.mktemp("release") / "repo"
-    build_release(source, out)
-    return out / SLUG / NOTEBOOK
-
-
-def _grade(name: str, stub: Path, folder: Path) -> dict:
-    if name == "solution":
-        notebook = ROOT / "assignments" / SLUG / NOTEBOOK
-    elif name == "stub":
-        notebook = stub
-    else:
-        notebook = _submission_notebook(stub, (SUBMISSIONS / f"{name}.py").read_text(), folder / f"{name}.ipynb")
-    out = folder / f"out-{name}"
-    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", str(notebook), "-a", SLUG, "--out", str(out),
-                           "--format", "json"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads((out / "result.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def results(stub, tmp_path_factory) -> dict[str, dict]:
+def results(tmp_path_factory) -> dict[str, dict]:
     folder = tmp_path_factory.mktemp("graded")
+
+    def grade(name: str) -> dict:
+        return grade_cli(submission(SLUG, name, folder), SLUG, folder / f"out-{name}")
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(_grade, name, stub, folder) for name in EXPECTED}
+        futures = {name: pool.submit(grade, name) for name in EXPECTED}
         return {name: future.result() for name, future in futures.items()}
 
 

@@ -19,18 +19,14 @@ Expected scores are exact.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from autograder.demo import example_notebook
+from grading_support import grade_cli, submission
 
 ROOT = Path(__file__).resolve().parent.parent
-SLUG, NOTEBOOK = "w07_retrieval", "retrieval.ipynb"
+SLUG = "w07_retrieval"
 SUBMISSIONS = ROOT / "tests" / "submissions" / SLUG
 
 TESTS = {
@@ -93,25 +89,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def stub(tmp_path_factory) -> Path:
-    from autograder.release import build_release
-
-    source = tmp_path_factory.mktemp("source")
-    shutil.copytree(ROOT / "assignments" / SLUG, source / SLUG, ignore=shutil.ignore_patterns("__pycache__"))
-    out = tmp_path_factory.mktemp("release") / "repo"
-    build_release(source, out)
-    return out / SLUG / NOTEBOOK
-
-
-def _notebook(name: str, stub: Path, tmp: Path) -> Path:
-    if name == "solution":
-        return ROOT / "assignments" / SLUG / NOTEBOOK
-    if name == "stub":
-        return stub
-    return example_notebook(stub, SUBMISSIONS / f"{name}.py", tmp / f"{name}.ipynb")
-
-
 def test_every_example_submission_has_an_expectation():
     assert {p.stem for p in SUBMISSIONS.glob("*.py")} == set(EXPECTED) - {"solution", "stub"}
 
@@ -124,13 +101,8 @@ def test_expectations_add_up():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_submission_scores(name, stub, tmp_path):
-    notebook = _notebook(name, stub, tmp_path)
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", str(notebook), "-a", SLUG,
-                           "--out", str(out), "--format", "json"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    data = json.loads((out / "result.json").read_text())
+def test_example_submission_scores(name, tmp_path):
+    data = grade_cli(submission(SLUG, name, tmp_path), SLUG, tmp_path / "out")
     expected, failing = EXPECTED[name]
     got = {e["name"]: e["score"] for e in data["exercises"]}
     messages = {t["id"].split("::")[1]: t["message"] for t in data["tests"]}

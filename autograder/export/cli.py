@@ -25,7 +25,11 @@ def _published_weeks(args) -> tuple[str, ...]:
     from ..assignments import all_assignments
 
     last = args.published_through
-    return tuple(w for w in sorted(all_assignments()) if last and w <= last) or ((last,) if last else ())
+    if last is None:
+        return ()
+    if last not in all_assignments():
+        return (last,)  # refused with the list of weeks
+    return tuple(w for w in sorted(all_assignments()) if w <= last)
 
 
 def add_parsers(sub) -> None:

@@ -249,6 +249,11 @@ def _bounds(value, rules: dict, label: str) -> None:
 PART_TOLERANCE = 1e-4
 
 
+def _skipped(event: dict) -> list:
+    """Places in a reply not compared with the solution's: checked by a recorded comparison, or ignored."""
+    return [list(p) for p in event.get("covered", [])] + [list(p) for p in event.get("compare", {}).get("ignore", [])]
+
+
 # -- replaying one test -------------------------------------------------------------------------------------
 class Replayer:
     def __init__(self, student: Student, parts: tuple[str, ...], time_scale: float):
@@ -336,7 +341,7 @@ class Replayer:
         self.generation[event["slot"]] = self.student._sandbox.restarts
         if op == "load_parameters":
             return
-        skip = [list(p) for p in event.get("covered", [])] + [list(p) for p in rules.get("ignore", [])]
+        skip = _skipped(event)
         expected = outcome["ok"]
         for place in rules.get("unordered_rows", []):  # a shuffled loader: any order of the same windows
             value, expected = _unordered_rows(value, place), _unordered_rows(expected, place)
@@ -355,8 +360,7 @@ class Replayer:
         self.slots[event["slot"]] = value
         self.generation[event["slot"]] = self.student._sandbox.restarts
         # what a tool read off the submission's objects (a forward log, parameters) is a reply like any other
-        skip = [list(p) for p in event.get("covered", [])] + [list(p) for p in event.get("compare", {}).get("ignore", [])]
-        same(value, event["outcome"]["ok"], max(tol, PART_TOLERANCE), f"{event['name']}(...)", [], skip,
+        same(value, event["outcome"]["ok"], max(tol, PART_TOLERANCE), f"{event['name']}(...)", [], _skipped(event),
              bool(event.get("compare", {}).get("numbers")))
 
 

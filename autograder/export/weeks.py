@@ -23,8 +23,8 @@ can be stricter than live grading there; ``_PROPERTY_ONLY`` lists the tests wher
 bundle may carry into the student's worker. Each parts module declares ``SOLVES``, the weeks whose exercises
 it implements. A tools module (``SOLVES = ()``: holders, readers, toy models) always may; a module that
 implements exercises only when the instructor has published those weeks' solutions
-(``--solutions-published-through w03_gpt``, after week 3 is due), and never for the week being exported. Tests that need any other stand-in
-are listed as not covered.
+(``--solutions-published-through w03_gpt``, after week 3 is due), and never for the week being exported.
+Tests that need any other stand-in are listed as not covered.
 """
 
 from __future__ import annotations
@@ -54,18 +54,21 @@ MEMORY_LIMIT_BYTES = 64 << 20  # week 1: encode_iterable's peak memory growth
 _TOLERANCES = {"w04_pretraining": {"train::": 1e-3, "train::test_train_end_to_end_on_the_corpus": 5e-2,
                                    "clip_grad_norm::": 1e-3},  # a float32 norm, summed in any order
                "w07_retrieval": {"retriever::": 1e-5}}  # scores: float32 dot products in any order
-# test id prefix -> rules for every call of the test, where the notebook leaves a choice open
-_RULES = {"w04_pretraining": {
-    "gpt_dataset::test_dataloader_shuffled": {"unordered_rows": [["items"]]},  # any shuffle of the windows
-    "gpt_dataset::test_dataloader_drop_last": {"batch_sizes": [["items"]]},  # the dropped windows are chance
-    "clip_grad_norm::": {"numbers": True},  # the total norm as a tensor or a float
-}}
 _TIES = 1e-5  # week 7: cosines and scores this close may be ranked either way (the suite's float32 tolerance)
-_RULES["w07_retrieval"] = {  # later entries win: the tie-order tests keep exact order
-    "cosine_top_k::": {"ranking": {"layout": "pair", "tol": _TIES}},
-    "retriever::": {"ranking": {"layout": "rows", "tol": _TIES}},
-    "cosine_top_k::test_cosine_top_k_ties_go_to_the_lower_index": {"ranking": None},
-    "retriever::test_retriever_ties_go_to_the_lower_index": {"ranking": None},
+# test id prefix -> rules for every call of the test, where the notebook leaves a choice open (later entries win)
+_RULES = {
+    "w04_pretraining": {
+        "gpt_dataset::test_dataloader_shuffled": {"unordered_rows": [["items"]]},  # any shuffle of the windows
+        "gpt_dataset::test_dataloader_drop_last": {"batch_sizes": [["items"]]},  # the dropped windows are chance
+        "clip_grad_norm::": {"numbers": True},  # the total norm as a tensor or a float
+    },
+    "w07_retrieval": {
+        "cosine_top_k::": {"ranking": {"layout": "pair", "tol": _TIES}},
+        "retriever::": {"ranking": {"layout": "rows", "tol": _TIES}},
+        # the tie-order tests keep the exact order
+        "cosine_top_k::test_cosine_top_k_ties_go_to_the_lower_index": {"ranking": None},
+        "retriever::test_retriever_ties_go_to_the_lower_index": {"ranking": None},
+    },
 }
 # test id prefix -> methods whose replies are not compared (their content is the student's own design)
 _OWN_DESIGN = {"w04_pretraining": {"adamw::test_adamw_state_dict_round_trip": ("state_dict",)}}
@@ -109,7 +112,7 @@ def part_modules(slug: str, published: tuple[str, ...] = ()) -> tuple[str, ...]:
     allowed: list[str] = []
     for topic in get_assignment(slug).parts:
         solves, _, siblings = module_facts(topic)
-        if set(solves) <= set(published) - {slug} and all(s in allowed for s in siblings):
+        if set(solves) <= set(published) and all(s in allowed for s in siblings):
             allowed.append(topic)
     return tuple(allowed)
 

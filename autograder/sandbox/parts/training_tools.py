@@ -1,7 +1,8 @@
 """Week 4's test tools: data loaders over windows the grader cut, optimizers, holders and helpers that keep
 parameters and files in the worker and hand the grader plain data, and the kit's own short training loop
-and measurement for the checkpoint tests (learning rates given, never scheduled here). None of them implements a graded exercise (``SOLVES`` is empty), so a
-public snapshot bundle may carry this module (``autograder/export/weeks.py``).
+and measurement for the checkpoint tests (learning rates given, never scheduled here). None of them
+implements a graded exercise (``SOLVES`` is empty), so a public snapshot bundle may carry this module
+(``autograder/export/weeks.py``).
 """
 
 from __future__ import annotations
